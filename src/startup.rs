@@ -1,0 +1,230 @@
+//! Building and running the application: databases, migrations, bootstrap, the HTTP server and
+//! its route families. `Application::build` binds the port first, so tests can ask for port 0.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_session::SessionMiddleware;
+use actix_session::config::PersistentSession;
+use actix_session::storage::CookieSessionStore;
+use actix_web::cookie::{Key, SameSite, time::Duration as CookieDuration};
+use actix_web::dev::Server;
+use actix_web::error::{JsonPayloadError, PayloadError};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha512};
+
+use crate::config::{Config, NodeType};
+use crate::error::{ApiError, AppError, V1Error, from_payload_error};
+use crate::options::OptionStore;
+use crate::state::AppState;
+use crate::store::{self, Db};
+use crate::{api, bootstrap, telemetry};
+
+/// Connects the databases and, on the master, migrates them and creates root.
+pub async fn prepare_databases(cfg: &Config) -> anyhow::Result<(Db, Db)> {
+    let db = Db::connect_main(cfg).await?;
+    let log_db = Db::connect_logs(cfg).await?;
+    if cfg.node_type == NodeType::Master {
+        db.migrate().await?;
+        if let Some(l) = &log_db {
+            l.migrate().await?;
+        }
+        bootstrap::ensure_root(&db, cfg).await?;
+    }
+    let log_db = log_db.unwrap_or_else(|| db.clone());
+    Ok((db, log_db))
+}
+
+/// The upstream HTTP client: one pool for every worker, rustls with ring, no system proxy
+/// (only `RELAY_PROXY`), timeouts from the configuration.
+pub fn http_client(cfg: &Config) -> anyhow::Result<reqwest::Client> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut b = reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .connect_timeout(std::time::Duration::from_secs(10));
+    if let Some(t) = cfg.relay_idle_timeout {
+        b = b.read_timeout(t);
+    }
+    if let Some(p) = &cfg.relay_proxy {
+        b = b.proxy(reqwest::Proxy::all(p)?);
+    }
+    Ok(b.build()?)
+}
+
+/// The key that signs session cookies: derived from `SESSION_SECRET`, or random (with a warning)
+/// when unset, in which case sessions end at restart and do not cross nodes.
+fn session_key(cfg: &Config) -> Key {
+    match &cfg.session_secret {
+        Some(s) => Key::from(&Sha512::digest(s.expose_secret().as_bytes())),
+        None => {
+            tracing::warn!(
+                "SESSION_SECRET is not set: using a random one; sessions will not survive a \
+                 restart or work across nodes"
+            );
+            Key::generate()
+        }
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(cfg: Config) -> anyhow::Result<Self> {
+        let (db, log_db) = prepare_databases(&cfg).await?;
+        let listener = TcpListener::bind((cfg.host.as_str(), cfg.port))?;
+        Self::build_with(cfg, db, log_db, listener).await
+    }
+
+    /// Builds the server on an already bound listener and prepared databases.
+    pub async fn build_with(
+        cfg: Config,
+        db: Db,
+        log_db: Db,
+        listener: TcpListener,
+    ) -> anyhow::Result<Self> {
+        let options = OptionStore::new(Default::default());
+        options.reload(&db).await?;
+        let state = AppState {
+            http: http_client(&cfg)?,
+            cfg: Arc::new(cfg),
+            db,
+            log_db,
+            options,
+            start_time: store::now(),
+        };
+        let port = listener.local_addr()?.port();
+        let key = session_key(&state.cfg);
+        let data = web::Data::new(state.clone());
+        let workers = state.cfg.workers;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .wrap(
+                    SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+                        .cookie_name("session".into())
+                        .cookie_secure(false)
+                        .cookie_same_site(SameSite::Lax)
+                        .session_lifecycle(
+                            PersistentSession::default().session_ttl(CookieDuration::days(30)),
+                        )
+                        .build(),
+                )
+                .wrap(from_fn(telemetry::request_context))
+                .configure(configure)
+        })
+        .shutdown_timeout(30)
+        .listen(listener)?;
+        if let Some(w) = workers {
+            server = server.workers(w);
+        }
+        Ok(Application {
+            port,
+            server: server.run(),
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGINT/SIGTERM (actix handles both and drains open requests).
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await?;
+        tracing::info!("server stopped");
+        Ok(())
+    }
+
+    /// The server future and a handle, for callers that stop it themselves.
+    pub fn into_server(self) -> Server {
+        self.server
+    }
+}
+
+fn api_json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let too_large = matches!(
+        err,
+        JsonPayloadError::Overflow { .. }
+            | JsonPayloadError::OverflowKnownLength { .. }
+            | JsonPayloadError::Payload(PayloadError::Overflow)
+    );
+    ApiError(from_payload_error(&err, too_large)).into()
+}
+
+fn v1_json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let too_large = matches!(
+        err,
+        JsonPayloadError::Overflow { .. }
+            | JsonPayloadError::OverflowKnownLength { .. }
+            | JsonPayloadError::Payload(PayloadError::Overflow)
+    );
+    V1Error(from_payload_error(&err, too_large)).into()
+}
+
+/// All routes. Each family installs its own extractor error handlers and 404 so that every
+/// error comes back in that family's format.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api")
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(2 * 1024 * 1024)
+                    .error_handler(api_json_error),
+            )
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                ApiError(AppError::bad_request(format!("invalid query: {e}"))).into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                ApiError(AppError::bad_request(format!("invalid path: {e}"))).into()
+            }))
+            .configure(api::configure)
+            .default_service(web::to(api_not_found)),
+    )
+    .service(
+        web::scope("/v1")
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(32 * 1024 * 1024)
+                    .error_handler(v1_json_error),
+            )
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                V1Error(AppError::bad_request(format!("invalid query: {e}"))).into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                V1Error(AppError::bad_request(format!("invalid path: {e}"))).into()
+            }))
+            .default_service(web::to(v1_not_found)),
+    )
+    .default_service(web::to(crate::web::index));
+}
+
+async fn api_not_found(req: HttpRequest) -> HttpResponse {
+    HttpResponse::NotFound().json(serde_json::json!({
+        "success": false,
+        "message": format!("Invalid URL ({} {})", req.method(), req.path()),
+    }))
+}
+
+async fn v1_not_found(req: HttpRequest) -> HttpResponse {
+    HttpResponse::NotFound().json(serde_json::json!({
+        "error": {
+            "message": format!("Invalid URL ({} {})", req.method(), req.path()),
+            "type": "invalid_request_error",
+            "param": "",
+            "code": "",
+        }
+    }))
+}

@@ -1,0 +1,235 @@
+//! The only place with SQL. One code path (sqlx `Any`) for SQLite, MySQL/MariaDB and PostgreSQL.
+//!
+//! Invariants:
+//! - Statements are written once with `?` placeholders and ANSI double-quoted identifiers
+//!   (`"group"`, `"key"`); `Db::sql` rewrites placeholders for PostgreSQL, and MySQL sessions run
+//!   with `ANSI_QUOTES` so the same text works on all three.
+//! - Integers are `BIGINT` (decoded as `i64`), booleans are stored as 0/1 `BIGINT`, times are unix
+//!   seconds: the only types `Any` carries on every backend.
+//! - Quota moves are single conditional statements (`... WHERE quota >= ?`), never a read followed
+//!   by a write in Rust.
+
+pub mod abilities;
+pub mod channels;
+pub mod dialect;
+pub mod logs;
+pub mod options;
+pub mod redemptions;
+pub mod tokens;
+pub mod users;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+pub use dialect::Backend;
+
+use crate::config::Config;
+
+/// A database handle: the pool and which backend it talks to.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+    sql_cache: Arc<dialect::SqlCache>,
+}
+
+pub type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+
+/// Current unix time in seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// Pool settings taken from the configuration.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_open: u32,
+    pub max_idle: u32,
+    pub max_lifetime: Duration,
+    pub sqlite_busy_timeout: Duration,
+}
+
+impl PoolSettings {
+    pub fn from_config(cfg: &Config) -> Self {
+        PoolSettings {
+            max_open: cfg.sql_max_open_conns,
+            max_idle: cfg.sql_max_idle_conns,
+            max_lifetime: cfg.sql_conn_max_lifetime,
+            sqlite_busy_timeout: cfg.sqlite_busy_timeout,
+        }
+    }
+}
+
+impl Db {
+    /// Opens the main database named by `SQL_DSN` (or SQLite at `SQLITE_PATH`).
+    pub async fn connect_main(cfg: &Config) -> anyhow::Result<Db> {
+        let url = match &cfg.sql_dsn {
+            Some(dsn) => dialect::normalize_dsn(dsn.expose_secret())?,
+            None => dialect::sqlite_url(&cfg.sqlite_path),
+        };
+        Db::connect(&url, &PoolSettings::from_config(cfg)).await
+    }
+
+    /// Opens the log database (`LOG_SQL_DSN`), or returns `None` when logs share the main one.
+    pub async fn connect_logs(cfg: &Config) -> anyhow::Result<Option<Db>> {
+        match &cfg.log_sql_dsn {
+            None => Ok(None),
+            Some(dsn) => {
+                let url = dialect::normalize_dsn(dsn.expose_secret())?;
+                Ok(Some(
+                    Db::connect(&url, &PoolSettings::from_config(cfg)).await?,
+                ))
+            }
+        }
+    }
+
+    /// Connects to a database URL (`sqlite://`, `mysql://`, `postgres://`).
+    pub async fn connect(url: &str, settings: &PoolSettings) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let mut opts = AnyPoolOptions::new()
+            .max_lifetime(settings.max_lifetime)
+            .idle_timeout(Duration::from_secs(600))
+            .acquire_timeout(Duration::from_secs(30));
+        let max_open = match backend {
+            // SQLite allows one writer at a time; a small pool avoids lock storms.
+            Backend::Sqlite => settings.max_open.clamp(1, 8),
+            _ => settings.max_open,
+        };
+        opts = opts
+            .max_connections(max_open)
+            .min_connections(settings.max_idle.min(max_open).min(2));
+        let busy_ms = settings.sqlite_busy_timeout.as_millis() as u64;
+        let opts = opts.after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                match backend {
+                    Backend::Sqlite => {
+                        conn.execute(sqlx::AssertSqlSafe(format!(
+                            "PRAGMA busy_timeout = {busy_ms}; PRAGMA journal_mode = WAL; \
+                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+                        )))
+                        .await?;
+                    }
+                    Backend::MySql => {
+                        conn.execute(
+                            "SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES'), \
+                             time_zone = '+00:00'",
+                        )
+                        .await?;
+                    }
+                    Backend::Postgres => {}
+                }
+                Ok(())
+            })
+        });
+        let pool = opts
+            .connect(url)
+            .await
+            .with_context(|| format!("cannot connect to the {} database", backend.name()))?;
+        Ok(Db {
+            pool,
+            backend,
+            sql_cache: Arc::new(dialect::SqlCache::default()),
+        })
+    }
+
+    /// The statement text for this backend (placeholders rewritten for PostgreSQL, cached).
+    pub fn sql(&self, sql: &'static str) -> &'static str {
+        self.sql_cache.get(self.backend, sql)
+    }
+
+    /// Applies this backend's migrations.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            Backend::MySql => sqlx::migrate!("migrations/mysql"),
+            Backend::Postgres => sqlx::migrate!("migrations/postgres"),
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .with_context(|| format!("migrating the {} database", self.backend.name()))?;
+        Ok(())
+    }
+
+    /// Runs an INSERT and returns the new row's id on every backend.
+    pub async fn insert_id<'q>(
+        &self,
+        exec: impl Executor<'q, Database = sqlx::Any>,
+        sql: &'static str,
+        bind: impl FnOnce(
+            sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+        ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> Result<i64, sqlx::Error> {
+        match self.backend {
+            // SQLite's insert id does not cross `Any`; both SQLite and PostgreSQL have RETURNING.
+            Backend::Postgres | Backend::Sqlite => {
+                let sql = self.sql_cache.get_returning_id(self.backend, sql);
+                let row = bind(sqlx::query(sql)).fetch_one(exec).await?;
+                row.try_get::<i64, _>(0)
+            }
+            _ => {
+                let res = bind(sqlx::query(self.sql(sql))).execute(exec).await?;
+                res.last_insert_id()
+                    .ok_or_else(|| sqlx::Error::Protocol("no insert id returned".into()))
+            }
+        }
+    }
+
+    /// Table name -> sorted column names, for the schema contract test.
+    pub async fn schema(&self) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let rows: Vec<AnyRow> =
+            match self.backend {
+                Backend::Sqlite => {
+                    sqlx::query(
+                        "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p \
+                     WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' \
+                     AND m.name NOT LIKE '_sqlx%'",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?
+                }
+                Backend::MySql => {
+                    sqlx::query(
+                        "SELECT CAST(table_name AS CHAR), CAST(column_name AS CHAR) \
+                     FROM information_schema.columns \
+                     WHERE table_schema = DATABASE() AND table_name NOT LIKE '\\_sqlx%'",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?
+                }
+                Backend::Postgres => sqlx::query(
+                    "SELECT table_name::text, column_name::text FROM information_schema.columns \
+                     WHERE table_schema = current_schema() AND table_name NOT LIKE '\\_sqlx%'",
+                )
+                .fetch_all(&self.pool)
+                .await?,
+            };
+        for row in rows {
+            let table: String = row.try_get(0)?;
+            let column: String = row.try_get(1)?;
+            out.entry(table.to_lowercase())
+                .or_default()
+                .push(column.to_lowercase());
+        }
+        for cols in out.values_mut() {
+            cols.sort();
+        }
+        Ok(out)
+    }
+}
+
+/// Reads a 0/1 column as a bool.
+pub(crate) fn get_bool(row: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
+    Ok(row.try_get::<i64, _>(col)? != 0)
+}

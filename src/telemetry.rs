@@ -1,0 +1,170 @@
+//! Logging (tracing to stdout and, with `--log-dir`, to a daily file) and the per-request id.
+//!
+//! Every request gets an id in One API's format, returned as `X-Oneapi-Request-Id` and
+//! `X-Request-Id`, recorded on the request's span (so every log line carries it) and available to
+//! error renderers through a task-local. The access log records method, path (never the query
+//! string, which may carry keys), status and latency.
+
+use std::path::Path;
+use std::time::Instant;
+
+use actix_web::HttpMessage;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use rand::RngExt;
+use tracing::Instrument;
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, fmt};
+
+tokio::task_local! {
+    static REQUEST_ID: RequestId;
+}
+
+/// The id of one request, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub std::sync::Arc<str>);
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The id of the request being served on this task, if any.
+pub fn current_request_id() -> Option<RequestId> {
+    REQUEST_ID.try_with(|id| id.clone()).ok()
+}
+
+/// One API's request id: `YYYYMMDDhhmmss` + nanoseconds + 8 random digits.
+pub fn new_request_id() -> RequestId {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (y, mo, d, h, mi, s) = civil_from_unix(secs);
+    let rnd: u32 = rand::rng().random_range(0..100_000_000);
+    RequestId(
+        format!(
+            "{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}{}{rnd:08}",
+            now.subsec_nanos()
+        )
+        .into(),
+    )
+}
+
+/// Converts unix seconds to a UTC civil date and time (Howard Hinnant's algorithm).
+pub fn civil_from_unix(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        y,
+        m,
+        d,
+        (rem / 3600) as u32,
+        ((rem % 3600) / 60) as u32,
+        (rem % 60) as u32,
+    )
+}
+
+/// Installs the global subscriber. Returns the guard that flushes the file writer on drop.
+pub fn init(log_dir: Option<&Path>, only_one_file: bool, debug: bool) -> Option<WorkerGuard> {
+    let default = if debug { "debug" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!("{default},sqlx=warn,actix_server=warn,hyper=warn"))
+    });
+    let stdout = fmt::layer().with_target(false);
+    let (file, guard) = match log_dir {
+        Some(dir) => {
+            let appender = if only_one_file {
+                tracing_appender::rolling::never(dir, "tollgate.log")
+            } else {
+                tracing_appender::rolling::daily(dir, "tollgate.log")
+            };
+            let (writer, guard) = tracing_appender::non_blocking(appender);
+            (
+                Some(
+                    fmt::layer()
+                        .with_ansi(false)
+                        .with_target(false)
+                        .with_writer(writer),
+                ),
+                Some(guard),
+            )
+        }
+        None => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(stdout)
+        .with(file)
+        .try_init();
+    guard
+}
+
+static ONEAPI_HEADER: HeaderName = HeaderName::from_static("x-oneapi-request-id");
+static REQUEST_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Middleware: request id, span, access log.
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = new_request_id();
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.path().to_string();
+    req.extensions_mut().insert(id.clone());
+    let span = tracing::info_span!("request", request_id = %id);
+    let res = REQUEST_ID
+        .scope(id.clone(), next.call(req).instrument(span.clone()))
+        .await;
+    let mut res = res?;
+    if let Ok(v) = HeaderValue::from_str(&id.0) {
+        res.headers_mut().insert(ONEAPI_HEADER.clone(), v.clone());
+        res.headers_mut().insert(REQUEST_HEADER.clone(), v);
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            %method,
+            path,
+            status = res.status().as_u16(),
+            latency_ms = started.elapsed().as_millis() as u64,
+            "request"
+        )
+    });
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_unix(0), (1970, 1, 1, 0, 0, 0));
+        assert_eq!(civil_from_unix(951_782_400), (2000, 2, 29, 0, 0, 0));
+        assert_eq!(civil_from_unix(1_700_000_000), (2023, 11, 14, 22, 13, 20));
+    }
+
+    #[test]
+    fn request_ids_are_unique_digits() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_ne!(a.0, b.0);
+        assert!(a.0.chars().all(|c| c.is_ascii_digit()));
+        assert!(a.0.len() >= 22);
+    }
+}
