@@ -1,0 +1,271 @@
+//! Test support: a real Tollgate on port 0 against a fresh database per test.
+//!
+//! Backends come from `TEST_DATABASES` (comma list of sqlite, postgres, mysql; default sqlite).
+//! PostgreSQL and MySQL admin URLs come from `TEST_POSTGRES_URL` and `TEST_MYSQL_URL`; each test
+//! creates its own database `t_<uuid>` there and drops it in `finish()`.
+#![allow(dead_code)] // shared by every test module; not each uses every helper
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+
+use serde_json::{Value, json};
+use sqlx::Connection;
+use tollgate::config::Config;
+use tollgate::startup::{Application, prepare_databases};
+use tollgate::state::AppState;
+use tollgate::store::Db;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+            Backend::MySql => "mysql",
+        }
+    }
+
+    pub fn enabled(self) -> bool {
+        let list = std::env::var("TEST_DATABASES").unwrap_or_else(|_| "sqlite".into());
+        list.split(',').any(|b| b.trim() == self.name())
+    }
+}
+
+/// Generates one test per backend for an `async fn name(backend: Backend)`.
+#[macro_export]
+macro_rules! db_test {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mysql() {
+                super::$name($crate::helpers::Backend::MySql).await
+            }
+        }
+    )+};
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+pub fn mysql_admin_url() -> String {
+    std::env::var("TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+}
+
+fn replace_db(url: &str, name: &str) -> String {
+    let base = url.rsplit_once('/').map(|(b, _)| b).unwrap_or(url);
+    format!("{base}/{name}")
+}
+
+/// A fresh, empty database for one test.
+pub struct TestDatabase {
+    pub backend: Backend,
+    pub url: String,
+    name: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDatabase {
+    pub async fn create(backend: Backend) -> TestDatabase {
+        sqlx::any::install_default_drivers();
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let path = dir.path().join("tollgate.db");
+                TestDatabase {
+                    backend,
+                    url: format!("sqlite://{}?mode=rwc", path.display()),
+                    name,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres | Backend::MySql => {
+                let admin = if backend == Backend::Postgres {
+                    postgres_admin_url()
+                } else {
+                    mysql_admin_url()
+                };
+                let mut conn = sqlx::AnyConnection::connect(&admin)
+                    .await
+                    .expect("connect to the admin database");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let _ = conn.close().await;
+                TestDatabase {
+                    backend,
+                    url: replace_db(&admin, &name),
+                    name,
+                    _dir: None,
+                }
+            }
+        }
+    }
+
+    pub async fn drop_database(&self) {
+        let admin = match self.backend {
+            Backend::Sqlite => return,
+            Backend::Postgres => postgres_admin_url(),
+            Backend::MySql => mysql_admin_url(),
+        };
+        if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
+            let force = if self.backend == Backend::Postgres {
+                " WITH (FORCE)"
+            } else {
+                ""
+            };
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {}{force}",
+                self.name
+            )))
+            .execute(&mut conn)
+            .await;
+            let _ = conn.close().await;
+        }
+    }
+}
+
+/// A running Tollgate.
+pub struct TestApp {
+    pub addr: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub database: TestDatabase,
+    handle: actix_web::dev::ServerHandle,
+}
+
+/// Settings every test app gets; `extra` overrides them.
+pub fn test_env(database: &TestDatabase, extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = [
+        ("SQL_DSN", database.url.as_str()),
+        ("SQL_MAX_OPEN_CONNS", "5"),
+        ("SESSION_SECRET", "test-session-secret"),
+        ("WORKERS", "1"),
+        ("HOST", "127.0.0.1"),
+        ("PORT", "0"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    env
+}
+
+pub fn cookie_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+/// Starts Tollgate on a fresh database, or `None` when the backend is not enabled.
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, &[]).await
+}
+
+pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
+    if !backend.enabled() {
+        eprintln!("skipped: backend {} not in TEST_DATABASES", backend.name());
+        return None;
+    }
+    let database = TestDatabase::create(backend).await;
+    Some(start_on(database, extra).await)
+}
+
+/// Starts Tollgate on an existing test database (e.g. to restart on the same data).
+pub async fn start_on(database: TestDatabase, extra: &[(&str, &str)]) -> TestApp {
+    let cfg = Config::from_map(&test_env(&database, extra)).expect("test config");
+    let (db, log_db) = prepare_databases(&cfg).await.expect("prepare databases");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let app = Application::build_with(cfg, db, log_db, listener)
+        .await
+        .expect("build app");
+    let port = app.port();
+    let state = app.state().clone();
+    let server = app.into_server();
+    let handle = server.handle();
+    tokio::spawn(server);
+    TestApp {
+        addr: format!("http://127.0.0.1:{port}"),
+        port,
+        client: cookie_client(),
+        state,
+        database,
+        handle,
+    }
+}
+
+impl TestApp {
+    pub fn db(&self) -> &Db {
+        &self.state.db
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.addr, path)
+    }
+
+    /// Stops the server and returns the database, to start again on the same data.
+    pub async fn stop(self) -> TestDatabase {
+        self.handle.stop(true).await;
+        self.state.db.pool.close().await;
+        self.database
+    }
+
+    /// Stops the server and drops the test database.
+    pub async fn finish(self) {
+        let database = self.stop().await;
+        database.drop_database().await;
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// Signs this app's client in; panics unless it succeeds.
+    pub async fn login(&self, username: &str, password: &str) -> Value {
+        let res = self
+            .post_json(
+                "/api/user/login",
+                &json!({"username": username, "password": password}),
+            )
+            .await;
+        let body: Value = res.json().await.expect("login json");
+        assert_eq!(body["success"], true, "login failed: {body}");
+        body
+    }
+
+    pub async fn login_root(&self) -> Value {
+        self.login("root", "123456").await
+    }
+}

@@ -1,0 +1,5 @@
+//! One integration binary (z2p style): a module per area, a shared `helpers`.
+
+mod helpers;
+
+mod foundation;
