@@ -91,7 +91,10 @@ fn bad_configuration_names_the_variable() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot connect to the PostgreSQL database"), "{err}");
+    assert!(
+        err.contains("cannot connect to the PostgreSQL database"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 
@@ -103,7 +106,11 @@ async fn migrate_applies_and_exits() {
         .env("SQLITE_PATH", "m.db")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let settings = tollgate::store::PoolSettings {
         max_open: 1,
         max_idle: 1,
@@ -113,7 +120,15 @@ async fn migrate_applies_and_exits() {
     let url = format!("sqlite://{}", dir.path().join("m.db").display());
     let db = tollgate::store::Db::connect(&url, &settings).await.unwrap();
     let schema = db.schema().await.unwrap();
-    for table in ["users", "tokens", "channels", "abilities", "redemptions", "logs", "options"] {
+    for table in [
+        "users",
+        "tokens",
+        "channels",
+        "abilities",
+        "redemptions",
+        "logs",
+        "options",
+    ] {
         assert!(schema.contains_key(table), "{table} missing: {schema:?}");
     }
     db.pool.close().await;
@@ -157,7 +172,10 @@ fn serves_from_dotenv_logs_to_dir_hides_secrets_and_stops_on_sigterm() {
         "",
     );
     assert!(login.contains("\"success\":true"), "{login}");
-    assert!(login.to_lowercase().contains("set-cookie: session="), "{login}");
+    assert!(
+        login.to_lowercase().contains("set-cookie: session="),
+        "{login}"
+    );
 
     // SIGTERM: a graceful stop with exit code 0.
     let ok = Command::new("kill")
@@ -175,9 +193,19 @@ fn serves_from_dotenv_logs_to_dir_hides_secrets_and_stops_on_sigterm() {
     };
     assert!(code.success(), "exit status {code:?}");
     let mut stdout = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert!(stdout.contains("tollgate listening"), "{stdout}");
 
     let mut file_logs = String::new();
@@ -224,5 +252,8 @@ fn env_example_documents_every_variable() {
             missing.push(part.to_string());
         }
     }
-    assert!(missing.is_empty(), "undocumented in .env.example: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "undocumented in .env.example: {missing:?}"
+    );
 }

@@ -98,11 +98,12 @@ impl Db {
         let backend = Backend::from_url(url)?;
         // One direct attempt first: a wrong address or password fails at once with its cause,
         // instead of the pool retrying until its acquire timeout.
-        let probe = tokio::time::timeout(Duration::from_secs(15), sqlx::AnyConnection::connect(url))
-            .await
-            .map_err(|_| anyhow::anyhow!("timed out"))
-            .and_then(|r| r.map_err(anyhow::Error::from))
-            .with_context(|| format!("cannot connect to the {} database", backend.name()))?;
+        let probe =
+            tokio::time::timeout(Duration::from_secs(15), sqlx::AnyConnection::connect(url))
+                .await
+                .map_err(|_| anyhow::anyhow!("timed out"))
+                .and_then(|r| r.map_err(anyhow::Error::from))
+                .with_context(|| format!("cannot connect to the {} database", backend.name()))?;
         let _ = probe.close().await;
         let mut opts = AnyPoolOptions::new()
             .max_lifetime(settings.max_lifetime)
