@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod error;
+pub mod import;
 pub mod options;
 pub mod startup;
 pub mod state;

@@ -30,6 +30,16 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Copy a One API database (users, tokens, channels, codes, options, logs) into this one.
+    ImportOneApi {
+        /// One API's SQL_DSN (MySQL `user:pass@tcp(host:3306)/db`, `postgres://...`) or the path
+        /// of its SQLite file.
+        #[arg(long)]
+        from: String,
+        /// Add to a database that already has data, skipping rows whose ids or keys are taken.
+        #[arg(long)]
+        merge: bool,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -81,6 +91,14 @@ fn main() -> std::process::ExitCode {
                 prepare_databases(&c).await.map(|_| {
                     tracing::info!("migrations applied");
                 })
+            }
+            Command::ImportOneApi { from, merge } => {
+                let (db, log_db) = tollgate::startup::connect_databases(&cfg, true).await?;
+                let report = tollgate::import::run(&from, &db, &log_db, merge, true).await?;
+                print!("{}", report.render());
+                // A source without users leaves the database without root: create it.
+                tollgate::bootstrap::ensure_root(&db, &cfg).await?;
+                Ok(())
             }
             Command::Serve => {
                 let app = Application::build(cfg).await?;

@@ -24,17 +24,25 @@ use crate::{api, bootstrap, telemetry};
 
 /// Connects the databases and, on the master, migrates them and creates root.
 pub async fn prepare_databases(cfg: &Config) -> anyhow::Result<(Db, Db)> {
+    let (db, log_db) = connect_databases(cfg, cfg.node_type == NodeType::Master).await?;
+    if cfg.node_type == NodeType::Master {
+        bootstrap::ensure_root(&db, cfg).await?;
+    }
+    Ok((db, log_db))
+}
+
+/// Connects the main and log databases (the same one unless `LOG_SQL_DSN`), migrating both when
+/// asked.
+pub async fn connect_databases(cfg: &Config, migrate: bool) -> anyhow::Result<(Db, Db)> {
     let db = Db::connect_main(cfg).await?;
     let log_db = Db::connect_logs(cfg).await?;
-    if cfg.node_type == NodeType::Master {
+    if migrate {
         db.migrate().await?;
         if let Some(l) = &log_db {
             l.migrate().await?;
         }
-        bootstrap::ensure_root(&db, cfg).await?;
     }
-    let log_db = log_db.unwrap_or_else(|| db.clone());
-    Ok((db, log_db))
+    Ok((db.clone(), log_db.unwrap_or(db)))
 }
 
 /// The upstream HTTP client: one pool for every worker, rustls with ring, no system proxy

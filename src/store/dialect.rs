@@ -149,6 +149,16 @@ impl SqlCache {
     }
 }
 
+/// An integer expression as `BIGINT` on every backend. Aggregates need it: `SUM` yields NUMERIC on
+/// PostgreSQL and DECIMAL on MySQL, which `Any` cannot decode.
+pub fn as_i64(backend: Backend, expr: &str) -> String {
+    match backend {
+        Backend::MySql => format!("CAST({expr} AS SIGNED)"),
+        Backend::Postgres => format!("CAST({expr} AS BIGINT)"),
+        Backend::Sqlite => format!("CAST({expr} AS INTEGER)"),
+    }
+}
+
 /// Rewrites a statement built at run time (dynamic filters) for the backend.
 pub fn dynamic(backend: Backend, sql: String) -> String {
     match backend {

@@ -13,6 +13,7 @@ pub mod abilities;
 pub mod channels;
 pub mod dialect;
 pub mod logs;
+pub mod oneapi;
 pub mod options;
 pub mod redemptions;
 pub mod tokens;
@@ -118,15 +119,21 @@ impl Db {
             .max_connections(max_open)
             .min_connections(settings.max_idle.min(max_open).min(2));
         let busy_ms = settings.sqlite_busy_timeout.as_millis() as u64;
+        // A read-only SQLite file (an import source) cannot switch its journal mode.
+        let sqlite_pragmas = if url.contains("mode=ro") {
+            format!("PRAGMA busy_timeout = {busy_ms};")
+        } else {
+            format!(
+                "PRAGMA busy_timeout = {busy_ms}; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+            )
+        };
         let opts = opts.after_connect(move |conn, _meta| {
+            let sqlite_pragmas = sqlite_pragmas.clone();
             Box::pin(async move {
                 match backend {
                     Backend::Sqlite => {
-                        conn.execute(sqlx::AssertSqlSafe(format!(
-                            "PRAGMA busy_timeout = {busy_ms}; PRAGMA journal_mode = WAL; \
-                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
-                        )))
-                        .await?;
+                        conn.execute(sqlx::AssertSqlSafe(sqlite_pragmas)).await?;
                     }
                     Backend::MySql => {
                         conn.execute(
