@@ -1,0 +1,569 @@
+//! Relay benchmark: client -> mock (floor), client -> pass-through proxy -> mock (proxy floor),
+//! client -> Tollgate -> mock (auth, routing, billing, consume logs), measured in one run so that
+//! machine noise cancels out in the ratios. Load comes from `wrk`. After every Tollgate run the
+//! ledger is checked: quota moved = sum of consume logs, one log per successful request.
+//!
+//!     cargo build --release && cargo bench --bench relay -- [--quick] [--postgres URL]
+//!
+//! `scripts/bench` installs wrk, builds, runs this and prints the Markdown table; see
+//! docs/benchmarks.md for the measured figures.
+
+mod upstream;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sqlx::Row;
+use tollgate::store::{self, Db, PoolSettings};
+
+const MODEL: &str = "gpt-3.5-turbo";
+const BODY: &str =
+    r#"{"model":"gpt-3.5-turbo","messages":[{"role":"user","content":"hi"}],"max_tokens":16}"#;
+const STREAM_BODY: &str = r#"{"model":"gpt-3.5-turbo","messages":[{"role":"user","content":"hi"}],"max_tokens":16,"stream":true}"#;
+const TOKENS: usize = 10_000;
+const USER_QUOTA: i64 = 10_000_000_000_000;
+
+#[derive(Debug, Clone)]
+struct Args {
+    quick: bool,
+    duration: u64,
+    postgres: Option<String>,
+    redis: Option<String>,
+    only: Option<String>,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        quick: false,
+        duration: 10,
+        postgres: std::env::var("BENCH_POSTGRES_URL").ok(),
+        redis: std::env::var("BENCH_REDIS_URL").ok(),
+        only: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(x) = it.next() {
+        match x.as_str() {
+            "--quick" => {
+                a.quick = true;
+                a.duration = 3;
+            }
+            "--duration" => a.duration = it.next().and_then(|d| d.parse().ok()).unwrap_or(10),
+            "--postgres" => a.postgres = it.next(),
+            "--redis" => a.redis = it.next(),
+            "--only" => a.only = it.next(),
+            _ => {}
+        }
+    }
+    a
+}
+
+#[derive(Debug, Default, Clone)]
+struct Load {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    requests: u64,
+    errors: u64,
+}
+
+fn parse_duration_ms(s: &str) -> f64 {
+    let s = s.trim();
+    let (num, mult) = if let Some(v) = s.strip_suffix("us") {
+        (v, 0.001)
+    } else if let Some(v) = s.strip_suffix("ms") {
+        (v, 1.0)
+    } else if let Some(v) = s.strip_suffix("m") {
+        (v, 60_000.0)
+    } else if let Some(v) = s.strip_suffix('s') {
+        (v, 1000.0)
+    } else {
+        (s, 1.0)
+    };
+    num.parse::<f64>().unwrap_or(f64::NAN) * mult
+}
+
+/// Parses wrk's report (`--latency`).
+fn parse_wrk(out: &str) -> Load {
+    let mut l = Load::default();
+    for line in out.lines() {
+        let t = line.trim();
+        if let Some(v) = t.strip_prefix("Requests/sec:") {
+            l.rps = v.trim().parse().unwrap_or(0.0);
+        } else if let Some(v) = t.strip_prefix("50%") {
+            l.p50_ms = parse_duration_ms(v);
+        } else if let Some(v) = t.strip_prefix("99%") {
+            l.p99_ms = parse_duration_ms(v);
+        } else if t.contains(" requests in ") {
+            l.requests = t
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+        } else if let Some(v) = t.strip_prefix("Non-2xx or 3xx responses:") {
+            l.errors += v.trim().parse::<u64>().unwrap_or(0);
+        } else if let Some(v) = t.strip_prefix("Socket errors:") {
+            l.errors += v
+                .split(',')
+                .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+    }
+    l
+}
+
+fn wrk_script(dir: &std::path::Path, body: &str, keys: &[String]) -> PathBuf {
+    let mut s = String::from("local keys = {");
+    for k in keys {
+        let _ = write!(s, "\"{k}\",");
+    }
+    let _ = write!(
+        s,
+        "}}\nlocal body = [[{body}]]\nlocal i = 0\nrequest = function()\n  i = i + 1\n  \
+         local k = keys[(i % #keys) + 1]\n  return wrk.format(\"POST\", nil, \
+         {{[\"Content-Type\"] = \"application/json\", [\"Authorization\"] = \"Bearer sk-\" .. k}}, body)\nend\n"
+    );
+    let path = dir.join(format!("bench-{}.lua", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&path, s).expect("write wrk script");
+    path
+}
+
+fn run_wrk(url: &str, script: &std::path::Path, concurrency: usize, secs: u64) -> Load {
+    let threads = concurrency.clamp(1, 2);
+    let out = Command::new("wrk")
+        .args([
+            "-t",
+            &threads.to_string(),
+            "-c",
+            &concurrency.to_string(),
+            "-d",
+            &format!("{secs}s"),
+            "--timeout",
+            "10s",
+            "--latency",
+            "-s",
+        ])
+        .arg(script)
+        .arg(url)
+        .output()
+        .expect("run wrk (apt-get install wrk)");
+    parse_wrk(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Time to first body byte, p99 over `n` sequential streamed requests (ms).
+async fn ttfb_p99(url: &str, key: &str, n: usize) -> f64 {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        let res = client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer sk-{key}"))
+            .body(STREAM_BODY)
+            .send()
+            .await;
+        if let Ok(mut r) = res
+            && let Ok(Some(_)) = r.chunk().await
+        {
+            samples.push(started.elapsed().as_secs_f64() * 1000.0);
+            while let Ok(Some(_)) = r.chunk().await {}
+        }
+    }
+    samples.sort_by(|a, b| a.total_cmp(b));
+    samples
+        .get(((samples.len() as f64) * 0.99) as usize)
+        .or(samples.last())
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+fn rss_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+struct Tollgate {
+    child: Child,
+    port: u16,
+    db: Db,
+    keys: Vec<String>,
+    user_id: i64,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Tollgate {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Seeds a database (a user, 10,000 limited tokens, `channels` channels to the mock) and starts
+/// the release binary on it.
+async fn start_tollgate(
+    db_url: &str,
+    sql_dsn: Option<&str>,
+    redis: Option<&str>,
+    mock_port: u16,
+    channels: usize,
+) -> anyhow::Result<Tollgate> {
+    let dir = tempfile::tempdir()?;
+    let settings = PoolSettings {
+        max_open: 4,
+        max_idle: 1,
+        max_lifetime: Duration::from_secs(600),
+        sqlite_busy_timeout: Duration::from_secs(5),
+    };
+    let db = Db::connect(db_url, &settings).await?;
+    db.migrate().await?;
+    let user_id = store::users::insert(
+        &db,
+        &db.pool,
+        &store::users::NewUser {
+            username: "bench".into(),
+            password_hash: "x".into(),
+            quota: USER_QUOTA,
+            group: "default".into(),
+            role: 1,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let mut keys = Vec::with_capacity(TOKENS);
+    let mut tx = db.pool.begin().await?;
+    for i in 0..TOKENS {
+        let key = tollgate::auth::keys::token_key();
+        store::tokens::insert(
+            &db,
+            &mut *tx,
+            &store::tokens::NewToken {
+                user_id,
+                key: key.clone(),
+                name: format!("bench-{i}"),
+                expired_time: -1,
+                remain_quota: USER_QUOTA,
+                unlimited_quota: false,
+                ..Default::default()
+            },
+        )
+        .await?;
+        keys.push(key);
+    }
+    tx.commit().await?;
+    for i in 0..channels {
+        let mut c = store::channels::Channel {
+            r#type: 1,
+            key: format!("sk-upstream-{i}"),
+            status: 1,
+            name: format!("mock-{i}"),
+            weight: 1,
+            base_url: format!("http://127.0.0.1:{mock_port}"),
+            models: MODEL.into(),
+            group: "default".into(),
+            ..Default::default()
+        };
+        let mut tx = db.pool.begin().await?;
+        c.id = store::channels::insert(&db, &mut *tx, &c).await?;
+        store::abilities::replace_for_channel(&db, &mut tx, &c).await?;
+        tx.commit().await?;
+    }
+    let port = free_port();
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/tollgate");
+    let mut cmd = Command::new(&bin);
+    cmd.current_dir(dir.path())
+        .env("PORT", port.to_string())
+        .env("SESSION_SECRET", "bench")
+        .env("MEMORY_CACHE_ENABLED", "true")
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    match sql_dsn {
+        Some(dsn) => cmd.env("SQL_DSN", dsn),
+        None => cmd.env(
+            "SQLITE_PATH",
+            db_url
+                .trim_start_matches("sqlite://")
+                .trim_end_matches("?mode=rwc"),
+        ),
+    };
+    if let Some(r) = redis {
+        cmd.env("REDIS_CONN_STRING", r);
+    }
+    let child = cmd.spawn().map_err(|e| {
+        anyhow::anyhow!("start {} (cargo build --release first): {e}", bin.display())
+    })?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        anyhow::ensure!(Instant::now() < deadline, "tollgate did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(Tollgate {
+        child,
+        port,
+        db,
+        keys,
+        user_id,
+        _dir: dir,
+    })
+}
+
+/// After a run: waits for settlement, then checks quota moved = sum(consume logs) and counts logs.
+async fn ledger_check(t: &Tollgate, before: i64, successes: u64) -> String {
+    let mut last = (0, 0, 0);
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let sum = store::dialect::as_i64(t.db.backend, "COALESCE(SUM(quota), 0)");
+        let sql = format!(
+            "SELECT {sum}, COUNT(*) FROM logs WHERE type = 2 AND user_id = {}",
+            t.user_id
+        );
+        let Ok(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&t.db.pool)
+            .await
+        else {
+            continue;
+        };
+        let (logged, count): (i64, i64) = (row.get(0), row.get(1));
+        let quota = store::users::get_by_id(&t.db, t.user_id)
+            .await
+            .ok()
+            .flatten()
+            .map(|u| u.quota)
+            .unwrap_or(0);
+        let now = (before - quota, logged, count);
+        if now == last && now.0 == now.1 {
+            break;
+        }
+        last = now;
+    }
+    let (moved, logged, count) = last;
+    let exact = if moved == logged { "exact" } else { "MISMATCH" };
+    format!("{exact}: moved {moved} = logs {logged}; {count} logs / {successes} ok")
+}
+
+#[derive(Debug, Clone)]
+struct Row_ {
+    scenario: String,
+    stream: bool,
+    concurrency: usize,
+    load: Load,
+    ttfb_p99: Option<f64>,
+    rss_mb: Option<f64>,
+    ledger: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let a = args();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    sqlx::any::install_default_drivers();
+    anyhow::ensure!(
+        Command::new("wrk").arg("--version").output().is_ok(),
+        "wrk is not installed (apt-get install wrk)"
+    );
+    let concurrencies: &[usize] = if a.quick { &[64] } else { &[1, 64, 512] };
+    let mock0 = upstream::start_mock(
+        upstream::MockConfig {
+            latency: Duration::ZERO,
+            chunks: 20,
+        },
+        1,
+    )?;
+    let proxy0 = upstream::start_proxy(format!("http://127.0.0.1:{mock0}"), 1)?;
+    let scratch = tempfile::tempdir()?;
+    let mut rows: Vec<Row_> = Vec::new();
+
+    // Tollgate configurations: SQLite (1 and 100 channels), then PostgreSQL (+ Redis) if given.
+    let mut setups: Vec<(String, String, Option<String>, usize)> = Vec::new();
+    for channels in [1usize, 100] {
+        let path = scratch.path().join(format!("bench-{channels}.db"));
+        setups.push((
+            format!("tollgate sqlite {channels}ch"),
+            format!("sqlite://{}?mode=rwc", path.display()),
+            None,
+            channels,
+        ));
+    }
+    if let Some(pg) = &a.postgres {
+        let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(pg).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await?;
+        let base = pg.rsplit_once('/').map(|(b, _)| b).unwrap_or(pg);
+        let url = format!("{base}/{name}");
+        let label = if a.redis.is_some() {
+            "tollgate pg+redis 1ch"
+        } else {
+            "tollgate pg 1ch"
+        };
+        setups.push((label.into(), url.clone(), Some(url), 1));
+    }
+
+    for stream in [false, true] {
+        let body = if stream { STREAM_BODY } else { BODY };
+        let dummy_keys = vec!["bench".to_string()];
+        let script = wrk_script(scratch.path(), body, &dummy_keys);
+        for &c in concurrencies {
+            for (label, port) in [("direct (mock)", mock0), ("pass-through proxy", proxy0)] {
+                let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
+                let load = run_wrk(&url, &script, c, a.duration);
+                let ttfb = if stream && c == 64 {
+                    Some(ttfb_p99(&url, "bench", 200).await)
+                } else {
+                    None
+                };
+                rows.push(Row_ {
+                    scenario: label.into(),
+                    stream,
+                    concurrency: c,
+                    load,
+                    ttfb_p99: ttfb,
+                    rss_mb: None,
+                    ledger: String::new(),
+                });
+            }
+        }
+    }
+    for (label, url, dsn, channels) in &setups {
+        if let Some(only) = &a.only
+            && !label.contains(only.as_str())
+        {
+            continue;
+        }
+        let t = start_tollgate(url, dsn.as_deref(), a.redis.as_deref(), mock0, *channels).await?;
+        let idle = rss_kb(t.child.id(), "VmRSS:") as f64 / 1024.0;
+        eprintln!("{label}: idle RSS {idle:.1} MB");
+        for stream in [false, true] {
+            let body = if stream { STREAM_BODY } else { BODY };
+            let script = wrk_script(scratch.path(), body, &t.keys);
+            for &c in concurrencies {
+                let before = store::users::get_by_id(&t.db, t.user_id)
+                    .await?
+                    .map(|u| u.quota)
+                    .unwrap_or(0);
+                let url = format!("http://127.0.0.1:{}/v1/chat/completions", t.port);
+                let load = run_wrk(&url, &script, c, a.duration);
+                let ok = load.requests.saturating_sub(load.errors);
+                let ledger = ledger_check(&t, before, ok).await;
+                let ttfb = if stream && c == 64 {
+                    Some(ttfb_p99(&url, &t.keys[0], 200).await)
+                } else {
+                    None
+                };
+                rows.push(Row_ {
+                    scenario: label.clone(),
+                    stream,
+                    concurrency: c,
+                    load,
+                    ttfb_p99: ttfb,
+                    rss_mb: Some(rss_kb(t.child.id(), "VmHWM:") as f64 / 1024.0),
+                    ledger,
+                });
+            }
+        }
+    }
+
+    // 50 ms upstream at concurrency 512: errors and tail latency.
+    if !a.quick {
+        let mock50 = upstream::start_mock(
+            upstream::MockConfig {
+                latency: Duration::from_millis(50),
+                chunks: 20,
+            },
+            1,
+        )?;
+        let path = scratch.path().join("bench-50ms.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let t = start_tollgate(&url, None, None, mock50, 1).await?;
+        let script = wrk_script(scratch.path(), BODY, &t.keys);
+        for (label, target) in [
+            (
+                "direct (mock) 50ms",
+                format!("http://127.0.0.1:{mock50}/v1/chat/completions"),
+            ),
+            (
+                "tollgate sqlite 50ms",
+                format!("http://127.0.0.1:{}/v1/chat/completions", t.port),
+            ),
+        ] {
+            let load = run_wrk(&target, &script, 512, a.duration);
+            rows.push(Row_ {
+                scenario: label.into(),
+                stream: false,
+                concurrency: 512,
+                load,
+                ttfb_p99: None,
+                rss_mb: None,
+                ledger: String::new(),
+            });
+        }
+    }
+
+    println!("{}", render(&rows));
+    Ok(())
+}
+
+fn render(rows: &[Row_]) -> String {
+    let find = |name: &str, stream: bool, c: usize| {
+        rows.iter()
+            .find(|r| r.scenario == name && r.stream == stream && r.concurrency == c)
+            .map(|r| r.load.clone())
+    };
+    let mut out = String::from(
+        "| scenario | stream | conc | req/s | p50 ms | p99 ms | p50 added vs direct | req/s vs proxy | TTFB p99 ms | errors | peak RSS MB | ledger |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let direct = find("direct (mock)", r.stream, r.concurrency);
+        let proxy = find("pass-through proxy", r.stream, r.concurrency);
+        let added = direct
+            .map(|d| format!("{:+.3} ms", r.load.p50_ms - d.p50_ms))
+            .unwrap_or_default();
+        let ratio = proxy
+            .filter(|p| p.rps > 0.0)
+            .map(|p| format!("{:.0}%", 100.0 * r.load.rps / p.rps))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.0} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} |",
+            r.scenario,
+            if r.stream { "yes" } else { "no" },
+            r.concurrency,
+            r.load.rps,
+            r.load.p50_ms,
+            r.load.p99_ms,
+            added,
+            ratio,
+            r.ttfb_p99.map(|t| format!("{t:.3}")).unwrap_or_default(),
+            r.load.errors,
+            r.rss_mb.map(|m| format!("{m:.1}")).unwrap_or_default(),
+            r.ledger
+        );
+    }
+    out
+}

@@ -1,0 +1,143 @@
+//! The benchmark's two helpers that stand for the outside world: a fast mock of OpenAI's chat
+//! completions (non-stream, and SSE with N content chunks and a usage chunk, after a fixed
+//! latency), and a minimal pass-through proxy (no auth, no billing) built on the same HTTP stack
+//! as Tollgate, which is the floor any relay can reach.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+#[derive(Clone, Copy)]
+pub struct MockConfig {
+    pub latency: Duration,
+    pub chunks: usize,
+}
+
+pub const PROMPT_TOKENS: i64 = 12;
+
+fn completion() -> Bytes {
+    Bytes::from_static(
+        br#"{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-3.5-turbo","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, this is a benchmark reply."},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}"#,
+    )
+}
+
+fn sse_body(chunks: usize) -> Vec<Bytes> {
+    let mut out = Vec::with_capacity(chunks + 3);
+    for i in 0..chunks {
+        out.push(Bytes::from(format!(
+            "data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-3.5-turbo\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}]}}\n\n"
+        )));
+    }
+    out.push(Bytes::from_static(b"data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-3.5-turbo\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"));
+    out.push(Bytes::from(format!(
+        "data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-3.5-turbo\",\"choices\":[],\"usage\":{{\"prompt_tokens\":{PROMPT_TOKENS},\"completion_tokens\":{chunks},\"total_tokens\":{}}}}}\n\n",
+        PROMPT_TOKENS + chunks as i64
+    )));
+    out.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    out
+}
+
+async fn chat(cfg: web::Data<MockConfig>, body: Bytes) -> HttpResponse {
+    if !cfg.latency.is_zero() {
+        tokio::time::sleep(cfg.latency).await;
+    }
+    let stream = memchr_stream(&body);
+    if stream {
+        let chunks = sse_body(cfg.chunks);
+        HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .insert_header(("Cache-Control", "no-cache"))
+            .streaming(futures_util::stream::iter(
+                chunks.into_iter().map(Ok::<_, actix_web::Error>),
+            ))
+    } else {
+        HttpResponse::Ok()
+            .content_type("application/json")
+            .body(completion())
+    }
+}
+
+/// Whether the request asks for a stream (a byte search: the mock must stay cheap).
+fn memchr_stream(body: &[u8]) -> bool {
+    body.windows(13).any(|w| w == b"\"stream\":true")
+}
+
+/// Starts the mock upstream on a free port; returns the port.
+pub fn start_mock(cfg: MockConfig, workers: usize) -> std::io::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(cfg))
+            .app_data(web::PayloadConfig::new(1 << 20))
+            .route("/v1/chat/completions", web::post().to(chat))
+    })
+    .workers(workers)
+    .backlog(4096)
+    .max_connection_rate(4096)
+    .listen(listener)?
+    .run();
+    tokio::spawn(server);
+    Ok(port)
+}
+
+struct Proxy {
+    client: reqwest::Client,
+    upstream: String,
+}
+
+async fn forward(p: web::Data<Proxy>, req: HttpRequest, body: Bytes) -> HttpResponse {
+    let url = format!("{}{}", p.upstream, req.uri().path());
+    let res = match p
+        .client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return HttpResponse::BadGateway().body(e.to_string()),
+    };
+    let status = actix_web::http::StatusCode::from_u16(res.status().as_u16())
+        .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_string();
+    HttpResponse::build(status).content_type(ct).streaming(
+        res.bytes_stream()
+            .map(|r| r.map_err(actix_web::error::ErrorBadGateway)),
+    )
+}
+
+/// Starts the pass-through proxy in front of `upstream`; returns its port.
+pub fn start_proxy(upstream: String, workers: usize) -> std::io::Result<u16> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(1024)
+        .build()
+        .map_err(std::io::Error::other)?;
+    let data = web::Data::new(Proxy { client, upstream });
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::PayloadConfig::new(1 << 20))
+            .default_service(web::to(forward))
+    })
+    .workers(workers)
+    .backlog(4096)
+    .listen(listener)?
+    .run();
+    tokio::spawn(server);
+    Ok(port)
+}
