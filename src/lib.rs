@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod error;
 pub mod import;
+pub mod metrics;
 pub mod options;
 pub mod startup;
 pub mod state;

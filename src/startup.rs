@@ -112,6 +112,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let key = session_key(&state.cfg);
         let data = web::Data::new(state.clone());
+        crate::metrics::handle();
         let workers = state.cfg.workers;
         let mut server = HttpServer::new(move || {
             App::new()
@@ -126,6 +127,7 @@ impl Application {
                         )
                         .build(),
                 )
+                .wrap(from_fn(crate::metrics::track))
                 .wrap(from_fn(telemetry::request_context))
                 .configure(configure)
         })
@@ -185,38 +187,39 @@ fn v1_json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error 
 /// All routes. Each family installs its own extractor error handlers and 404 so that every
 /// error comes back in that family's format.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api")
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(2 * 1024 * 1024)
-                    .error_handler(api_json_error),
-            )
-            .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                ApiError(AppError::bad_request(format!("invalid query: {e}"))).into()
-            }))
-            .app_data(web::PathConfig::default().error_handler(|e, _| {
-                ApiError(AppError::bad_request(format!("invalid path: {e}"))).into()
-            }))
-            .configure(api::configure)
-            .default_service(web::to(api_not_found)),
-    )
-    .service(
-        web::scope("/v1")
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(32 * 1024 * 1024)
-                    .error_handler(v1_json_error),
-            )
-            .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                V1Error(AppError::bad_request(format!("invalid query: {e}"))).into()
-            }))
-            .app_data(web::PathConfig::default().error_handler(|e, _| {
-                V1Error(AppError::bad_request(format!("invalid path: {e}"))).into()
-            }))
-            .default_service(web::to(v1_not_found)),
-    )
-    .default_service(web::to(crate::web::index));
+    cfg.route("/metrics", web::get().to(crate::metrics::scrape))
+        .service(
+            web::scope("/api")
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(2 * 1024 * 1024)
+                        .error_handler(api_json_error),
+                )
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    ApiError(AppError::bad_request(format!("invalid query: {e}"))).into()
+                }))
+                .app_data(web::PathConfig::default().error_handler(|e, _| {
+                    ApiError(AppError::bad_request(format!("invalid path: {e}"))).into()
+                }))
+                .configure(api::configure)
+                .default_service(web::to(api_not_found)),
+        )
+        .service(
+            web::scope("/v1")
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(32 * 1024 * 1024)
+                        .error_handler(v1_json_error),
+                )
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    V1Error(AppError::bad_request(format!("invalid query: {e}"))).into()
+                }))
+                .app_data(web::PathConfig::default().error_handler(|e, _| {
+                    V1Error(AppError::bad_request(format!("invalid path: {e}"))).into()
+                }))
+                .default_service(web::to(v1_not_found)),
+        )
+        .default_service(web::to(crate::web::index));
 }
 
 async fn api_not_found(req: HttpRequest) -> HttpResponse {
