@@ -2,6 +2,7 @@
 #![deny(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod adaptors;
 pub mod api;
 pub mod auth;
 pub mod bootstrap;

@@ -1,0 +1,31 @@
+//! Provider wire formats. Each adaptor is pure translation (JSON in, JSON out, one stream event
+//! at a time) between OpenAI's format and the provider's; sending, retries and billing stay in
+//! the relay.
+
+pub mod anthropic;
+
+/// Token usage as billed: prompt includes cached input (read and creation), which providers
+/// report apart and which are kept for pricing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_creation_tokens: i64,
+}
+
+impl Usage {
+    /// OpenAI's `usage` object.
+    pub fn to_openai(&self) -> serde_json::Value {
+        let mut u = serde_json::json!({
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        });
+        if self.cache_read_tokens > 0 {
+            u["prompt_tokens_details"] =
+                serde_json::json!({"cached_tokens": self.cache_read_tokens});
+        }
+        u
+    }
+}
