@@ -3,6 +3,7 @@
 //! the relay.
 
 pub mod anthropic;
+pub mod anthropic_inbound;
 
 /// Token usage as billed: prompt includes cached input (read and creation), which providers
 /// report apart and which are kept for pricing.
