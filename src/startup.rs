@@ -48,7 +48,7 @@ pub async fn connect_databases(cfg: &Config, migrate: bool) -> anyhow::Result<(D
 /// The upstream HTTP client: one pool for every worker, rustls with ring, no system proxy
 /// (only `RELAY_PROXY`), timeouts from the configuration.
 pub fn http_client(cfg: &Config) -> anyhow::Result<reqwest::Client> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_crypto_provider();
     let mut b = reqwest::Client::builder()
         .no_proxy()
         .tcp_nodelay(true)
@@ -62,6 +62,14 @@ pub fn http_client(cfg: &Config) -> anyhow::Result<reqwest::Client> {
         b = b.proxy(reqwest::Proxy::all(p)?);
     }
     Ok(b.build()?)
+}
+
+/// Makes ring the process's rustls provider (idempotent); every reqwest client needs one.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// The key that signs session cookies: derived from `SESSION_SECRET`, or random (with a warning)
