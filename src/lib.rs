@@ -6,6 +6,7 @@ pub mod adaptors;
 pub mod api;
 pub mod auth;
 pub mod bootstrap;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod import;
