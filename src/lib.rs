@@ -4,14 +4,17 @@
 
 pub mod api;
 pub mod auth;
+pub mod billing;
 pub mod bootstrap;
 pub mod config;
 pub mod error;
 pub mod options;
+pub mod relay;
 pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod tokenizer;
 pub mod web;
 
 /// The version reported by `--version` and `/api/status`.
