@@ -43,9 +43,9 @@ pub fn count_text(model: &str, text: &str) -> i64 {
     encoder(model).encode_with_special_tokens(text).len() as i64
 }
 
-/// One API's image token formula for a `low` detail image; `high`/`auto` would need the image
-/// size, which we do not fetch (no requests to user-supplied URLs), so those count as a
-/// 512x512 image at high detail (2 tiles... 1 tile: 170 + 85).
+/// One API's image token formula. `low` detail is exact; `high`/`auto` would need the image
+/// size, which we do not fetch (no requests to user-supplied URLs, weakness #4), so those are
+/// counted as one 512x512 tile at high detail (170 + 85).
 fn image_tokens(model: &str, detail: &str) -> i64 {
     let mini = model.starts_with("gpt-4o-mini");
     match (detail, mini) {

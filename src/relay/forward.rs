@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::{Bytes, BytesMut};
@@ -153,7 +153,6 @@ struct Billing {
     token_id: i64,
     system_prompt_reset: bool,
     log_enabled: bool,
-    state: AppState,
 }
 
 impl Billing {
@@ -207,7 +206,6 @@ impl Billing {
             system_prompt_reset: self.system_prompt_reset,
             ..Default::default()
         });
-        let _ = &self.state;
         self.reservation.settle(self.channel_id, charged, log);
     }
 }
@@ -572,7 +570,6 @@ async fn relay(
                     token_id: auth.token.id,
                     system_prompt_reset,
                     log_enabled,
-                    state: state.clone(),
                 };
                 billing.settle(usage, &text);
                 let mut res = HttpResponse::build(
@@ -600,7 +597,6 @@ async fn relay(
                     token_id: auth.token.id,
                     system_prompt_reset,
                     log_enabled,
-                    state: state.clone(),
                 };
                 let strip = !meta.include_usage;
                 let stream = RelayStream {
@@ -868,11 +864,4 @@ impl Drop for RelayStream {
         // delivered.
         self.settle();
     }
-}
-
-#[allow(dead_code)]
-fn _assert_send() {
-    fn is_send<T: Send>() {}
-    is_send::<RelayStream>();
-    let _ = Duration::ZERO;
 }

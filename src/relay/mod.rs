@@ -78,7 +78,9 @@ pub struct RelayState {
     pub ledger: Ledger,
     /// Success-rate monitor (`ENABLE_METRIC`).
     pub monitor: Arc<route::Monitor>,
-    ratios: Arc<ArcSwap<(usize, Arc<Ratios>)>>,
+    /// Ratios parsed from the options snapshot they were built for (held, so compared by
+    /// identity without address reuse).
+    ratios: Arc<ArcSwap<(Arc<Options>, Arc<Ratios>)>>,
 }
 
 impl RelayState {
@@ -106,7 +108,7 @@ impl RelayState {
             ledger: Ledger::start(db.clone(), separate_logs, batch),
             monitor: Arc::new(route::Monitor::default()),
             ratios: Arc::new(ArcSwap::from_pointee((
-                0,
+                Arc::new(Options::default()),
                 Arc::new(Ratios::from_options(&Options::default())),
             ))),
         })
@@ -114,13 +116,12 @@ impl RelayState {
 
     /// The ratio tables for an options snapshot, parsed once per snapshot.
     pub fn ratios(&self, opts: &Arc<Options>) -> Arc<Ratios> {
-        let id = Arc::as_ptr(opts) as usize;
         let cur = self.ratios.load();
-        if cur.0 == id {
+        if Arc::ptr_eq(&cur.0, opts) {
             return cur.1.clone();
         }
         let r = Arc::new(Ratios::from_options(opts));
-        self.ratios.store(Arc::new((id, r.clone())));
+        self.ratios.store(Arc::new((opts.clone(), r.clone())));
         r
     }
 

@@ -20,6 +20,7 @@ db_test!(
     other_endpoints_are_billed,
     models_and_dashboard,
     not_implemented_routes,
+    model_mapping_and_system_prompt_apply_before_sending_and_pricing,
 );
 
 fn chat_body() -> Value {
@@ -683,5 +684,60 @@ async fn not_implemented_routes(backend: Backend) {
     let b: Value = res.json().await.unwrap();
     assert_eq!(b["error"]["code"], "payload_too_large");
     app2.finish().await;
+    app.finish().await;
+}
+
+async fn model_mapping_and_system_prompt_apply_before_sending_and_pricing(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(chat_completion("x", 10, 10)))
+        .mount(&mock)
+        .await;
+    let cid = channel_with(&app, &mock.uri(), "gpt-3.5-turbo", |c| {
+        c.model_mapping = r#"{"gpt-3.5-turbo":"gpt-4"}"#.into();
+        c.system_prompt = "be brief".into();
+    })
+    .await;
+    let uid = user(&app, 1_000_000, "default", 1).await;
+    let (_, k) = token(&app, uid, None).await;
+    assert_eq!(
+        post(&app, &k, "/v1/chat/completions", &chat_body())
+            .await
+            .status(),
+        200
+    );
+    let sent: Value =
+        serde_json::from_slice(&mock.received_requests().await.unwrap()[0].body).unwrap();
+    assert_eq!(sent["model"], "gpt-4");
+    assert_eq!(
+        sent["messages"][0],
+        json!({"role":"system","content":"be brief"})
+    );
+    assert_eq!(sent["messages"][1]["content"], "hi");
+    settled(&app).await;
+    let logs = consume_logs(&app, uid).await;
+    // Priced as gpt-4: 15 * (10 + 10 * 2) = 450
+    assert_eq!(logs[0].quota, 450);
+    assert_eq!(logs[0].model_name, "gpt-4");
+    assert_eq!(logs[0].channel_id, cid);
+    assert!(logs[0].system_prompt_reset);
+    assert_eq!(user_row(&app, uid).await.quota, 1_000_000 - 450);
+
+    // GroupRatio applies: vip at 0.5 -> ceil(0.5 * 450) = 225
+    set_option(&app, "GroupRatio", r#"{"default":1,"vip":0.5}"#).await;
+    channel_with(&app, &mock.uri(), "gpt-4", |c| c.group = "vip".into()).await;
+    let vip = user(&app, 1_000_000, "vip", 1).await;
+    let (_, k) = token(&app, vip, None).await;
+    let mut b = chat_body();
+    b["model"] = json!("gpt-4");
+    assert_eq!(
+        post(&app, &k, "/v1/chat/completions", &b).await.status(),
+        200
+    );
+    settled(&app).await;
+    assert_eq!(user_row(&app, vip).await.quota, 1_000_000 - 225);
     app.finish().await;
 }
