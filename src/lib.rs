@@ -5,6 +5,7 @@
 pub mod adaptors;
 pub mod api;
 pub mod auth;
+pub mod billing;
 pub mod bootstrap;
 pub mod cache;
 pub mod config;
@@ -12,10 +13,12 @@ pub mod error;
 pub mod import;
 pub mod metrics;
 pub mod options;
+pub mod relay;
 pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod tokenizer;
 pub mod web;
 
 /// The version reported by `--version` and `/api/status`.

@@ -109,7 +109,9 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let options = OptionStore::new(Default::default());
         options.reload(&db).await?;
+        let relay = crate::relay::RelayState::new(&cfg, &db, &log_db).await?;
         let state = AppState {
+            relay,
             http: http_client(&cfg)?,
             cfg: Arc::new(cfg),
             db,
@@ -117,6 +119,7 @@ impl Application {
             options,
             start_time: store::now(),
         };
+        crate::relay::spawn_sync(state.clone());
         let port = listener.local_addr()?.port();
         let key = session_key(&state.cfg);
         let data = web::Data::new(state.clone());
@@ -162,6 +165,8 @@ impl Application {
     /// Serves until SIGINT/SIGTERM (actix handles both and drains open requests).
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await?;
+        // Every accepted request is billed: write out the queued settlements.
+        self.state.relay.flush().await;
         tracing::info!("server stopped");
         Ok(())
     }
@@ -225,8 +230,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .app_data(web::PathConfig::default().error_handler(|e, _| {
                     V1Error(AppError::bad_request(format!("invalid path: {e}"))).into()
                 }))
+                .configure(crate::relay::configure)
                 .default_service(web::to(v1_not_found)),
         )
+        .configure(crate::relay::configure_dashboard)
         .default_service(web::to(crate::web::index));
 }
 

@@ -16,4 +16,6 @@ pub struct AppState {
     /// The one pooled client for upstream calls.
     pub http: reqwest::Client,
     pub start_time: i64,
+    /// The relay's routing table, caches and quota ledger.
+    pub relay: crate::relay::RelayState,
 }

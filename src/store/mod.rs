@@ -12,6 +12,7 @@
 pub mod abilities;
 pub mod channels;
 pub mod dialect;
+pub mod ledger;
 pub mod logs;
 pub mod oneapi;
 pub mod options;

@@ -1,0 +1,247 @@
+//! `TokenAuth`: the relay's typed extractor. Parses `Bearer sk-KEY[-CHANNEL]`, loads the token
+//! and its user from the in-process cache (no SQL on a hit), and applies One API's checks and
+//! messages: status, expiry, remaining quota, subnet, user status, channel pinning.
+//! The model allow-list is checked by [`TokenAuth::check_model`] once the body is read.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
+
+use crate::error::{AppError, V1Error};
+use crate::state::AppState;
+use crate::store::tokens::{self, Token};
+use crate::store::users::{self, User};
+
+/// An authorised relay caller.
+#[derive(Debug, Clone)]
+pub struct TokenAuth {
+    pub token: Arc<Token>,
+    pub user: Arc<User>,
+    /// The channel pinned with `sk-KEY-CHANNEL` (admin tokens only).
+    pub pinned: Option<i64>,
+}
+
+impl TokenAuth {
+    /// One API: a token with an allow-list may only use the listed models.
+    pub fn check_model(&self, model: &str) -> Result<(), AppError> {
+        if allowed_models(&self.token).is_some_and(|list| !list.iter().any(|m| m == model)) {
+            return Err(AppError::forbidden(format!("该令牌无权使用模型：{model}")));
+        }
+        Ok(())
+    }
+}
+
+/// The token's allow-list, `None` when it may use every model.
+pub fn allowed_models(token: &Token) -> Option<Vec<String>> {
+    let list: Vec<String> = token
+        .models
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(String::from)
+        .collect();
+    if list.is_empty() { None } else { Some(list) }
+}
+
+/// Splits a bearer value into the token key and the optional pinned channel part.
+pub fn parse_key(header: &str) -> (String, Option<String>) {
+    let k = header.trim();
+    let k = k
+        .strip_prefix("Bearer ")
+        .or_else(|| k.strip_prefix("bearer "))
+        .unwrap_or(k);
+    let k = k.trim();
+    let k = k.strip_prefix("sk-").unwrap_or(k);
+    let mut parts = k.splitn(2, '-');
+    let key = parts.next().unwrap_or("").to_string();
+    let pin = parts.next().map(String::from);
+    (key, pin)
+}
+
+/// Whether `ip` is inside one of the comma-separated CIDRs (or plain addresses).
+pub fn ip_in_subnets(ip: IpAddr, subnets: &str) -> bool {
+    subnets
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .any(|s| cidr_contains(s, ip))
+}
+
+fn cidr_contains(cidr: &str, ip: IpAddr) -> bool {
+    let (addr, bits) = match cidr.split_once('/') {
+        Some((a, b)) => (a, b.parse::<u32>().ok()),
+        None => (cidr, None),
+    };
+    let Ok(net) = addr.parse::<IpAddr>() else {
+        return false;
+    };
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(i)) => {
+            let bits = bits.unwrap_or(32).min(32);
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            (u32::from(n) & mask) == (u32::from(i) & mask)
+        }
+        (IpAddr::V6(n), IpAddr::V6(i)) => {
+            let bits = bits.unwrap_or(128).min(128);
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            (u128::from(n) & mask) == (u128::from(i) & mask)
+        }
+        (IpAddr::V4(n), IpAddr::V6(i)) => i
+            .to_ipv4_mapped()
+            .is_some_and(|i| cidr_contains(&format!("{n}/{}", bits.unwrap_or(32)), IpAddr::V4(i))),
+        _ => false,
+    }
+}
+
+fn client_ip(req: &HttpRequest, state: &AppState) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let trusted = state
+        .cfg
+        .trusted_proxies
+        .iter()
+        .any(|p| cidr_contains(p, peer));
+    if trusted
+        && let Some(xff) = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        && let Some(first) = xff.split(',').next()
+        && let Ok(ip) = first.trim().parse()
+    {
+        return Some(ip);
+    }
+    Some(peer)
+}
+
+async fn authorise(req: HttpRequest) -> Result<TokenAuth, AppError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no app state")))?
+        .clone();
+    let header = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let (key, pin) = parse_key(header);
+    if key.is_empty() {
+        return Err(AppError::Unauthorized("未提供令牌".into()));
+    }
+    let relay = &state.relay;
+    let token = match relay.tokens.get(&key) {
+        Some(t) => t,
+        None => {
+            let t = tokens::get_by_key(&state.db, &key)
+                .await
+                .map_err(|_| AppError::Unauthorized("令牌验证失败".into()))?
+                .ok_or_else(|| AppError::Unauthorized("无效的令牌".into()))?;
+            let t = Arc::new(t);
+            relay.tokens.insert(key.clone(), t.clone());
+            t
+        }
+    };
+    match token.status {
+        tokens::STATUS_ENABLED => {}
+        tokens::STATUS_EXHAUSTED => {
+            return Err(AppError::Unauthorized(format!(
+                "令牌 {}（#{}）额度已用尽",
+                token.name, token.id
+            )));
+        }
+        tokens::STATUS_EXPIRED => return Err(AppError::Unauthorized("该令牌已过期".into())),
+        _ => return Err(AppError::Unauthorized("该令牌状态不可用".into())),
+    }
+    if token.expired_time != -1 && token.expired_time < crate::store::now() {
+        return Err(AppError::Unauthorized("该令牌已过期".into()));
+    }
+    if !token.unlimited_quota && token.remain_quota <= 0 {
+        return Err(AppError::Unauthorized("该令牌额度已用尽".into()));
+    }
+    if !token.subnet.trim().is_empty() {
+        let ip = client_ip(&req, &state);
+        if !ip.is_some_and(|ip| ip_in_subnets(ip, &token.subnet)) {
+            return Err(AppError::forbidden(format!(
+                "该令牌只能在指定网段使用：{}，当前 ip：{}",
+                token.subnet,
+                ip.map(|i| i.to_string()).unwrap_or_default()
+            )));
+        }
+    }
+    let user = match relay.users.get(&token.user_id) {
+        Some(u) => u,
+        None => {
+            let u = users::get_by_id(&state.db, token.user_id)
+                .await?
+                .ok_or_else(|| AppError::forbidden("用户已被封禁"))?;
+            let u = Arc::new(u);
+            relay.users.insert(u.id, u.clone());
+            u
+        }
+    };
+    if user.status != users::STATUS_ENABLED {
+        return Err(AppError::forbidden("用户已被封禁"));
+    }
+    let pinned = match pin {
+        None => None,
+        Some(p) => {
+            if user.role < users::ROLE_ADMIN {
+                return Err(AppError::forbidden("普通用户不支持指定渠道"));
+            }
+            Some(
+                p.parse::<i64>()
+                    .map_err(|_| AppError::bad_request("无效的渠道 Id"))?,
+            )
+        }
+    };
+    Ok(TokenAuth {
+        token,
+        user,
+        pinned,
+    })
+}
+
+impl FromRequest for TokenAuth {
+    type Error = V1Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { authorise(req).await.map_err(V1Error) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        assert_eq!(parse_key("Bearer sk-abc"), ("abc".into(), None));
+        assert_eq!(parse_key("Bearer abc"), ("abc".into(), None));
+        assert_eq!(
+            parse_key("Bearer sk-abc-12"),
+            ("abc".into(), Some("12".into()))
+        );
+        assert_eq!(parse_key(""), ("".into(), None));
+    }
+
+    #[test]
+    fn subnets() {
+        let ip: IpAddr = "10.1.2.3".parse().unwrap();
+        assert!(ip_in_subnets(ip, "192.168.0.0/16, 10.0.0.0/8"));
+        assert!(!ip_in_subnets(ip, "192.168.0.0/16"));
+        assert!(ip_in_subnets(ip, "10.1.2.3"));
+        assert!(ip_in_subnets("::1".parse().unwrap(), "::1/128"));
+    }
+}

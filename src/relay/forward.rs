@@ -1,0 +1,867 @@
+//! The one place with I/O on the relay path: read the body, pick a channel, reserve quota, send
+//! upstream, retry, stream, meter and settle.
+//!
+//! Invariants:
+//! - The body is read once (bounded by `RELAY_MAX_BODY_MB`) and forwarded unchanged unless the
+//!   model mapping, the channel's system prompt or `include_usage` require re-serialising it.
+//! - Quota is reserved before the first upstream call and the [`Reservation`] is settled or
+//!   refunded exactly once: refund on upstream failure, charge on success, and for a stream the
+//!   [`RelayStream`]'s `Drop` bills what was delivered when the client goes away.
+//! - Retries (connect errors, timeouts, 429, 5xx) go to channels not yet tried and happen only
+//!   before any byte reached the client, never for a pinned channel.
+
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use serde_json::{Value, json};
+
+use super::auth::TokenAuth;
+use super::route::{self, Channel};
+use super::sse::SseProcessor;
+use super::types::{RelayMode, RequestMeta, Usage, multipart_field};
+use super::{adaptor_for, reload_routing};
+use crate::billing::ledger::Reservation;
+use crate::billing::quota::{self, Price};
+use crate::error::{AppError, V1Error, V1Result};
+use crate::state::AppState;
+use crate::store::ledger::{Movement, ReserveError};
+use crate::store::logs::{self, Log};
+use crate::tokenizer;
+
+type Data = web::Data<AppState>;
+
+/// `POST /v1/chat/completions`
+pub async fn chat_completions(
+    req: HttpRequest,
+    body: web::Payload,
+    auth: TokenAuth,
+    state: Data,
+) -> V1Result<HttpResponse> {
+    relay(req, body, auth, state, RelayMode::ChatCompletions).await
+}
+/// `POST /v1/completions`
+pub async fn completions(
+    req: HttpRequest,
+    body: web::Payload,
+    auth: TokenAuth,
+    state: Data,
+) -> V1Result<HttpResponse> {
+    relay(req, body, auth, state, RelayMode::Completions).await
+}
+/// `POST /v1/embeddings`, `/v1/engines/{model}/embeddings`
+pub async fn embeddings(
+    req: HttpRequest,
+    body: web::Payload,
+    auth: TokenAuth,
+    state: Data,
+) -> V1Result<HttpResponse> {
+    relay(req, body, auth, state, RelayMode::Embeddings).await
+}
+/// `POST /v1/moderations`
+pub async fn moderations(
+    req: HttpRequest,
+    body: web::Payload,
+    auth: TokenAuth,
+    state: Data,
+) -> V1Result<HttpResponse> {
+    relay(req, body, auth, state, RelayMode::Moderations).await
+}
+/// `POST /v1/images/generations`
+pub async fn images_generations(
+    req: HttpRequest,
+    body: web::Payload,
+    auth: TokenAuth,
+    state: Data,
+) -> V1Result<HttpResponse> {
+    relay(req, body, auth, state, RelayMode::ImagesGenerations).await
+}
+/// `POST /v1/audio/speech`
+pub async fn audio_speech(
+    req: HttpRequest,
+    body: web::Payload,
+    auth: TokenAuth,
+    state: Data,
+) -> V1Result<HttpResponse> {
+    relay(req, body, auth, state, RelayMode::AudioSpeech).await
+}
+/// `POST /v1/audio/transcriptions`
+pub async fn audio_transcriptions(
+    req: HttpRequest,
+    body: web::Payload,
+    auth: TokenAuth,
+    state: Data,
+) -> V1Result<HttpResponse> {
+    relay(req, body, auth, state, RelayMode::AudioTranscription).await
+}
+/// `POST /v1/audio/translations`
+pub async fn audio_translations(
+    req: HttpRequest,
+    body: web::Payload,
+    auth: TokenAuth,
+    state: Data,
+) -> V1Result<HttpResponse> {
+    relay(req, body, auth, state, RelayMode::AudioTranslation).await
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with 413.
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, AppError> {
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| match e {
+            actix_web::error::PayloadError::Overflow => AppError::PayloadTooLarge,
+            other => AppError::bad_request(format!("invalid request body: {other}")),
+        })?;
+        if buf.len() + chunk.len() > limit {
+            return Err(AppError::PayloadTooLarge);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// How a request is priced.
+#[derive(Debug, Clone, Copy)]
+enum Plan {
+    /// Tokens: prompt counted locally, completion from usage or counted.
+    Text,
+    /// A price known up front (images, speech), charged on success.
+    Fixed(i64),
+    /// Whisper: the transcribed text's tokens times the ratio.
+    Transcription,
+}
+
+/// Everything needed to bill one request once it is done.
+struct Billing {
+    reservation: Reservation,
+    plan: Plan,
+    price: Price,
+    prompt_tokens: i64,
+    model: String,
+    channel_id: i64,
+    is_stream: bool,
+    started: Instant,
+    request_id: String,
+    user_id: i64,
+    username: String,
+    token_name: String,
+    token_id: i64,
+    system_prompt_reset: bool,
+    log_enabled: bool,
+}
+
+impl Billing {
+    /// Settles with the usage delivered (also from `Drop`, so no awaits here except the
+    /// writer queue).
+    fn settle(self, usage: Option<Usage>, completion_text: &str) {
+        let (prompt, completion, charged) = match self.plan {
+            Plan::Text => {
+                let (p, c) = match usage {
+                    Some(u) => {
+                        let u = u.repaired(self.prompt_tokens);
+                        (u.prompt_tokens, u.completion_tokens)
+                    }
+                    None => (
+                        self.prompt_tokens,
+                        tokenizer::count_text(&self.model, completion_text),
+                    ),
+                };
+                (p, c, quota::text_quota(&self.price, p, c))
+            }
+            Plan::Fixed(q) => (0, 0, q),
+            Plan::Transcription => {
+                let t = tokenizer::count_text("whisper-1", completion_text);
+                let q = quota::text_quota(
+                    &Price {
+                        completion_ratio: 1.0,
+                        ..self.price
+                    },
+                    t,
+                    0,
+                );
+                (q, 0, q)
+            }
+        };
+        let log = self.log_enabled.then(|| Log {
+            user_id: self.user_id,
+            created_at: crate::store::now(),
+            r#type: logs::TYPE_CONSUME,
+            content: self.price.describe(),
+            username: self.username.clone(),
+            token_name: self.token_name.clone(),
+            token_id: self.token_id,
+            model_name: self.model.clone(),
+            quota: charged,
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            channel_id: self.channel_id,
+            request_id: self.request_id.clone(),
+            elapsed_time: self.started.elapsed().as_millis() as i64,
+            is_stream: self.is_stream,
+            system_prompt_reset: self.system_prompt_reset,
+            ..Default::default()
+        });
+        self.reservation.settle(self.channel_id, charged, log);
+    }
+}
+
+/// One upstream failure, kept to decide on retry and to answer the client.
+struct Failure {
+    error: AppError,
+    retryable: bool,
+}
+
+fn upstream_failure(status: u16, err: Value) -> Failure {
+    Failure {
+        retryable: status == 429 || status >= 500,
+        error: AppError::Upstream { status, body: err },
+    }
+}
+
+fn transport_failure(msg: String, code: &str) -> Failure {
+    Failure {
+        retryable: true,
+        error: AppError::Upstream {
+            status: 500,
+            body: json!({"message": msg, "type": "one_api_error", "param": "", "code": code}),
+        },
+    }
+}
+
+/// The request body for a channel: the original bytes unless something must change.
+fn body_for(
+    meta: &RequestMeta,
+    raw: &Bytes,
+    channel: &Channel,
+    mode: RelayMode,
+    force_usage: bool,
+) -> (Bytes, bool) {
+    let Some(json) = &meta.json else {
+        return (raw.clone(), false);
+    };
+    let mapped = channel.map_model(&meta.model);
+    // A model named only in the path (`/v1/engines/{model}/embeddings`) goes into the body.
+    let remap = mapped != meta.model || json.get("model").is_none();
+    let system = mode == RelayMode::ChatCompletions && channel.system_prompt.is_some();
+    let usage = meta.stream && force_usage && !meta.include_usage && mode.is_streamable();
+    if !remap && !system && !usage {
+        return (raw.clone(), false);
+    }
+    let mut v = json.clone();
+    if remap {
+        v["model"] = Value::String(mapped.to_string());
+    }
+    let mut reset = false;
+    if system
+        && let Some(prompt) = &channel.system_prompt
+        && let Some(msgs) = v.get_mut("messages").and_then(Value::as_array_mut)
+    {
+        let sys = json!({"role": "system", "content": prompt});
+        if msgs
+            .first()
+            .and_then(|m| m.get("role"))
+            .and_then(Value::as_str)
+            == Some("system")
+        {
+            msgs[0] = sys;
+        } else {
+            msgs.insert(0, sys);
+        }
+        reset = true;
+    }
+    if usage {
+        v["stream_options"] = json!({"include_usage": true});
+    }
+    (
+        Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+        reset,
+    )
+}
+
+impl RelayMode {
+    fn is_streamable(self) -> bool {
+        matches!(self, RelayMode::ChatCompletions | RelayMode::Completions)
+    }
+}
+
+/// Parses the request body and finds the model.
+fn parse_request(req: &HttpRequest, mode: RelayMode, raw: &Bytes) -> Result<RequestMeta, AppError> {
+    let ct = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut meta = if mode.is_multipart() || ct.starts_with("multipart/form-data") {
+        RequestMeta {
+            model: multipart_field(raw, ct, "model").unwrap_or_default(),
+            ..Default::default()
+        }
+    } else {
+        let v: Value = serde_json::from_slice(raw)
+            .map_err(|e| AppError::bad_request(format!("invalid request body: {e}")))?;
+        if !v.is_object() {
+            return Err(AppError::bad_request(
+                "invalid request body: expected a JSON object",
+            ));
+        }
+        RequestMeta::from_json(v)
+    };
+    if meta.model.is_empty() {
+        if let Some(m) = req.match_info().get("model") {
+            meta.model = m.to_string();
+        } else if let Some(m) = mode.default_model() {
+            meta.model = m.to_string();
+        }
+    }
+    if meta.model.is_empty() {
+        return Err(AppError::bad_request("model is required"));
+    }
+    if let Some(m) = meta.max_tokens
+        && !(0..=i64::from(i32::MAX / 2)).contains(&m)
+    {
+        return Err(AppError::bad_request("max_tokens is invalid"));
+    }
+    if !mode.is_streamable() {
+        meta.stream = false;
+    }
+    Ok(meta)
+}
+
+/// Prompt tokens counted locally (One API's rules per mode).
+async fn prompt_tokens(mode: RelayMode, meta: &RequestMeta, size: usize) -> i64 {
+    let Some(json) = &meta.json else { return 0 };
+    match mode {
+        RelayMode::ChatCompletions => {
+            let msgs = json
+                .get("messages")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            tokenizer::count_messages_async(meta.model.clone(), msgs, size).await
+        }
+        RelayMode::Completions => json
+            .get("prompt")
+            .map(|p| tokenizer::count_input(&meta.model, p))
+            .unwrap_or(0),
+        RelayMode::Moderations | RelayMode::Embeddings => json
+            .get("input")
+            .map(|p| tokenizer::count_input(&meta.model, p))
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Validation and the up-front price of image and speech requests.
+fn plan_for(mode: RelayMode, meta: &RequestMeta, ratio: f64) -> Result<Plan, AppError> {
+    let json = meta.json.as_ref();
+    let s = |k: &str| {
+        json.and_then(|v| v.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    match mode {
+        RelayMode::ImagesGenerations => {
+            if s("prompt").is_empty() {
+                return Err(AppError::bad_request("prompt is required"));
+            }
+            let size = Some(s("size"))
+                .filter(|x| !x.is_empty())
+                .unwrap_or_else(|| "1024x1024".into());
+            let n = json
+                .and_then(|v| v.get("n"))
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            let max_n = if meta.model == "dall-e-3" { 1 } else { 10 };
+            if !(1..=max_n).contains(&n) {
+                return Err(AppError::bad_request("n is not within range"));
+            }
+            let size_ratio = quota::image_size_ratio(&meta.model, &size, &s("quality"))
+                .ok_or_else(|| AppError::bad_request("size is not supported"))?;
+            Ok(Plan::Fixed(quota::image_quota(ratio, size_ratio, n)))
+        }
+        RelayMode::AudioSpeech => {
+            let input = s("input");
+            if input.chars().count() > 4096 {
+                return Err(AppError::bad_request(
+                    "text is too long (max 4096 characters)",
+                ));
+            }
+            Ok(Plan::Fixed(quota::speech_quota(ratio, input.len())))
+        }
+        RelayMode::AudioTranscription | RelayMode::AudioTranslation => Ok(Plan::Transcription),
+        _ => Ok(Plan::Text),
+    }
+}
+
+fn pick_channel(
+    state: &AppState,
+    auth: &TokenAuth,
+    model: &str,
+    tried: &HashSet<i64>,
+) -> Result<Arc<Channel>, AppError> {
+    let table = state.relay.routing.load();
+    if let Some(id) = auth.pinned {
+        let c = table
+            .channels
+            .get(&id)
+            .ok_or_else(|| AppError::bad_request("无效的渠道 Id"))?;
+        if c.status != crate::store::channels::STATUS_ENABLED {
+            return Err(AppError::forbidden("该渠道已被禁用"));
+        }
+        return Ok(c.clone());
+    }
+    table
+        .select(&auth.user.group, model, tried)
+        .ok_or_else(|| AppError::NoAvailableChannel {
+            group: auth.user.group.clone(),
+            model: model.to_string(),
+        })
+}
+
+async fn relay(
+    req: HttpRequest,
+    payload: web::Payload,
+    auth: TokenAuth,
+    state: Data,
+    mode: RelayMode,
+) -> V1Result<HttpResponse> {
+    let started = Instant::now();
+    let state: AppState = state.get_ref().clone();
+    let raw = read_body(payload, state.cfg.relay_max_body).await?;
+    let meta = parse_request(&req, mode, &raw)?;
+    auth.check_model(&meta.model)?;
+    let opts = state.options.load();
+    let ratios = state.relay.ratios(&opts);
+    let mut tried = HashSet::new();
+    let mut channel = pick_channel(&state, &auth, &meta.model, &tried)?;
+    let price_for = |c: &Channel| {
+        let m = c.map_model(&meta.model);
+        Price {
+            model_ratio: ratios.model_ratio(m, c.r#type),
+            completion_ratio: ratios.completion_ratio(m, c.r#type),
+            group_ratio: ratios.group_ratio(&auth.user.group),
+        }
+    };
+    let price = price_for(&channel);
+    let plan = plan_for(mode, &meta, price.ratio())?;
+    let prompt = prompt_tokens(mode, &meta, raw.len()).await;
+    let pre_consumed = opts.i64("PreConsumedQuota");
+    let estimate = match plan {
+        Plan::Text => quota::pre_consume_estimate(&price, prompt, meta.max_tokens, pre_consumed),
+        Plan::Fixed(q) => q,
+        Plan::Transcription => quota::pre_consume_estimate(&price, 0, None, pre_consumed),
+    };
+    let base = Movement {
+        user_id: auth.user.id,
+        token_id: auth.token.id,
+        unlimited: auth.token.unlimited_quota,
+        ..Default::default()
+    };
+    let reservation = match state.relay.ledger.reserve(base, estimate).await? {
+        Ok(r) => r,
+        Err(ReserveError::User) => {
+            return Err(AppError::InsufficientQuota {
+                message: "user quota is not enough".into(),
+                code: "insufficient_user_quota",
+            }
+            .into());
+        }
+        Err(ReserveError::Token) => {
+            return Err(AppError::InsufficientQuota {
+                message: "令牌额度不足".into(),
+                code: "pre_consume_token_quota_failed",
+            }
+            .into());
+        }
+    };
+    let request_id = crate::telemetry::current_request_id()
+        .map(|r| r.0.to_string())
+        .unwrap_or_default();
+    let retries = if auth.pinned.is_some() {
+        0
+    } else {
+        opts.i64("RetryTimes").max(0)
+    };
+    let auto_disable = opts.bool("AutomaticDisableChannelEnabled");
+    let log_enabled = opts.bool("LogConsumeEnabled");
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_string();
+    let accept = req
+        .headers()
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let path = if req.match_info().get("model").is_some() {
+        "/v1/embeddings".to_string()
+    } else {
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or(req.path())
+            .to_string()
+    };
+    let mut attempt = 0;
+    loop {
+        tracing::Span::current().record("channel_id", channel.id);
+        let adaptor = adaptor_for(channel.r#type);
+        let force_usage =
+            state.cfg.enforce_include_usage || adaptor.supports_include_usage(channel.r#type);
+        let (body, system_prompt_reset) = body_for(&meta, &raw, &channel, mode, force_usage);
+        let up = adaptor.build_request(channel.r#type, &channel.base_url, &channel.key, &path);
+        let mut rb = state
+            .http
+            .post(&up.url)
+            .header("Content-Type", content_type.as_str())
+            .body(body);
+        for (k, v) in &up.headers {
+            rb = rb.header(k.as_str(), v.as_str());
+        }
+        match (&accept, meta.stream) {
+            (Some(a), _) => rb = rb.header("Accept", a.as_str()),
+            (None, true) => rb = rb.header("Accept", "text/event-stream"),
+            _ => {}
+        }
+        if !meta.stream
+            && let Some(t) = state.cfg.relay_timeout
+        {
+            rb = rb.timeout(t);
+        }
+        let outcome = send(&state, rb, &meta, adaptor, mode).await;
+        match outcome {
+            Ok(Sent::Full {
+                status,
+                content_type,
+                body,
+            }) => {
+                record_success(&state, channel.id);
+                let (usage, text) = match mode {
+                    RelayMode::AudioTranscription | RelayMode::AudioTranslation => {
+                        (None, transcription_text(&body))
+                    }
+                    RelayMode::AudioSpeech | RelayMode::ImagesGenerations => (None, String::new()),
+                    _ => match serde_json::from_slice::<Value>(&body) {
+                        Ok(v) => (adaptor.parse_usage(&v), adaptor.completion_text(&v)),
+                        Err(_) => (None, String::new()),
+                    },
+                };
+                let billing = Billing {
+                    reservation,
+                    plan,
+                    price: price_for(&channel),
+                    prompt_tokens: prompt,
+                    model: channel.map_model(&meta.model).to_string(),
+                    channel_id: channel.id,
+                    is_stream: false,
+                    started,
+                    request_id,
+                    user_id: auth.user.id,
+                    username: auth.user.username.clone(),
+                    token_name: auth.token.name.clone(),
+                    token_id: auth.token.id,
+                    system_prompt_reset,
+                    log_enabled,
+                };
+                billing.settle(usage, &text);
+                let mut res = HttpResponse::build(
+                    actix_web::http::StatusCode::from_u16(status)
+                        .unwrap_or(actix_web::http::StatusCode::OK),
+                );
+                res.content_type(content_type);
+                return Ok(res.body(body));
+            }
+            Ok(Sent::Stream { first, rest }) => {
+                record_success(&state, channel.id);
+                let billing = Billing {
+                    reservation,
+                    plan,
+                    price: price_for(&channel),
+                    prompt_tokens: prompt,
+                    model: channel.map_model(&meta.model).to_string(),
+                    channel_id: channel.id,
+                    is_stream: true,
+                    started,
+                    request_id,
+                    user_id: auth.user.id,
+                    username: auth.user.username.clone(),
+                    token_name: auth.token.name.clone(),
+                    token_id: auth.token.id,
+                    system_prompt_reset,
+                    log_enabled,
+                };
+                let strip = !meta.include_usage;
+                let stream = RelayStream {
+                    upstream: rest,
+                    first: Some(first),
+                    proc: SseProcessor::new(strip),
+                    billing: Some(billing),
+                    ended: false,
+                };
+                return Ok(HttpResponse::Ok()
+                    .content_type("text/event-stream")
+                    .insert_header(("Cache-Control", "no-cache"))
+                    .insert_header(("X-Accel-Buffering", "no"))
+                    .streaming(stream));
+            }
+            Err(failure) => {
+                tracing::warn!(channel_id = channel.id, attempt, error = %failure.error, "upstream call failed");
+                handle_failure(&state, &channel, &failure, auto_disable).await;
+                tried.insert(channel.id);
+                if failure.retryable && attempt < retries {
+                    attempt += 1;
+                    if let Ok(c) = pick_channel(&state, &auth, &meta.model, &tried) {
+                        channel = c;
+                        continue;
+                    }
+                }
+                reservation.refund();
+                let mut error = failure.error;
+                if let AppError::Upstream { status: 429, body } = &mut error {
+                    body["message"] = json!("当前分组上游负载已饱和，请稍后再试");
+                }
+                return Err(V1Error(error));
+            }
+        }
+    }
+}
+
+fn transcription_text(body: &Bytes) -> String {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => v
+            .get("text")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    }
+}
+
+fn record_success(state: &AppState, channel_id: i64) {
+    if state.cfg.enable_metric {
+        state.relay.monitor.record(
+            channel_id,
+            true,
+            state.cfg.metric_queue_size,
+            state.cfg.metric_success_rate_threshold,
+        );
+    }
+}
+
+/// Auto-disable on fatal upstream errors (option on), or by success rate (`ENABLE_METRIC`).
+async fn handle_failure(
+    state: &AppState,
+    channel: &Channel,
+    failure: &Failure,
+    auto_disable: bool,
+) {
+    let (status, body) = match &failure.error {
+        AppError::Upstream { status, body } => (*status, body.clone()),
+        _ => (0, Value::Null),
+    };
+    let fatal = auto_disable && status != 0 && route::is_fatal_upstream_error(status, &body);
+    let by_metric = state.cfg.enable_metric
+        && state.relay.monitor.record(
+            channel.id,
+            false,
+            state.cfg.metric_queue_size,
+            state.cfg.metric_success_rate_threshold,
+        );
+    if fatal || by_metric {
+        let reason = body
+            .get("message")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        tracing::warn!(
+            channel_id = channel.id,
+            channel = %channel.name,
+            status,
+            reason = %reason,
+            by_metric,
+            "disabling channel automatically"
+        );
+        if let Err(e) = crate::store::ledger::auto_disable_channel(&state.db, channel.id).await {
+            tracing::error!(error = %e, "could not disable channel");
+        } else if let Err(e) = reload_routing(state).await {
+            tracing::error!(error = %e, "could not reload routing");
+        }
+    }
+}
+
+type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+enum Sent {
+    Full {
+        status: u16,
+        content_type: String,
+        body: Bytes,
+    },
+    Stream {
+        first: Bytes,
+        rest: ByteStream,
+    },
+}
+
+/// Sends one upstream request; a 2xx answer comes back as a full body or, for streams, with the
+/// first chunk already received (so a slow first token can still be retried elsewhere).
+async fn send(
+    state: &AppState,
+    rb: reqwest::RequestBuilder,
+    meta: &RequestMeta,
+    adaptor: &dyn super::Adaptor,
+    mode: RelayMode,
+) -> Result<Sent, Failure> {
+    let fut = rb.send();
+    let resp = match (meta.stream, state.cfg.relay_timeout) {
+        (true, Some(t)) => tokio::time::timeout(t, fut)
+            .await
+            .map_err(|_| transport_failure("upstream timed out".into(), "do_request_failed"))?,
+        _ => fut.await,
+    }
+    .map_err(|e| {
+        transport_failure(
+            format!("do request failed: {}", without_url(&e)),
+            "do_request_failed",
+        )
+    })?;
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_string();
+    if !(200..300).contains(&status) {
+        let body = resp.bytes().await.unwrap_or_default();
+        return Err(upstream_failure(status, adaptor.map_error(status, &body)));
+    }
+    if meta.stream && mode.is_streamable() {
+        if content_type.starts_with("application/json") {
+            let body = resp.bytes().await.unwrap_or_default();
+            return Err(upstream_failure(500, adaptor.map_error(500, &body)));
+        }
+        let mut rest: ByteStream = Box::pin(resp.bytes_stream());
+        let first = async {
+            loop {
+                match rest.next().await {
+                    Some(Ok(b)) if b.is_empty() => continue,
+                    Some(Ok(b)) => return Ok(b),
+                    Some(Err(e)) => {
+                        return Err(transport_failure(
+                            format!("stream failed: {}", without_url(&e)),
+                            "do_request_failed",
+                        ));
+                    }
+                    None => return Ok(Bytes::new()),
+                }
+            }
+        };
+        let first = match state.cfg.relay_first_token_timeout {
+            Some(t) => tokio::time::timeout(t, first).await.map_err(|_| {
+                transport_failure("first token timed out".into(), "first_token_timeout")
+            })??,
+            None => first.await?,
+        };
+        return Ok(Sent::Stream { first, rest });
+    }
+    let body = resp.bytes().await.map_err(|e| {
+        transport_failure(
+            format!("reading response failed: {}", without_url(&e)),
+            "read_response_failed",
+        )
+    })?;
+    Ok(Sent::Full {
+        status,
+        content_type,
+        body,
+    })
+}
+
+/// A reqwest error without the URL (which may carry a key in its query).
+fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(u) = e.url() {
+        s = s.replace(u.as_str(), "<upstream>");
+    }
+    s
+}
+
+/// The client-facing stream: upstream chunks passed through as they arrive, metered on the way;
+/// settles when the upstream ends, and on drop (client gone) bills what was delivered.
+struct RelayStream {
+    upstream: ByteStream,
+    first: Option<Bytes>,
+    proc: SseProcessor,
+    billing: Option<Billing>,
+    ended: bool,
+}
+
+impl RelayStream {
+    fn settle(&mut self) {
+        if let Some(b) = self.billing.take() {
+            let usage = self.proc.usage;
+            b.settle(usage, &self.proc.text);
+        }
+    }
+}
+
+impl Stream for RelayStream {
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        if let Some(first) = this.first.take() {
+            let out = this.proc.feed(&first);
+            if !out.is_empty() {
+                return Poll::Ready(Some(Ok(out)));
+            }
+        }
+        loop {
+            match this.upstream.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => {
+                    let out = this.proc.feed(&chunk);
+                    if !out.is_empty() {
+                        return Poll::Ready(Some(Ok(out)));
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    tracing::warn!(error = %without_url(&e), "upstream stream broke; billing what was delivered");
+                    this.ended = true;
+                    let tail = this.proc.finish();
+                    this.settle();
+                    return Poll::Ready(Some(Ok(tail)));
+                }
+                Poll::Ready(None) => {
+                    this.ended = true;
+                    let tail = this.proc.finish();
+                    this.settle();
+                    if tail.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(Ok(tail)));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for RelayStream {
+    fn drop(&mut self) {
+        // The client went away: the upstream call is cancelled with `upstream`; bill what was
+        // delivered.
+        self.settle();
+    }
+}

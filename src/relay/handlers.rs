@@ -1,0 +1,153 @@
+//! The relay's non-forwarding handlers: model lists, One API's dashboard billing endpoints, and
+//! the routes One API does not implement.
+
+use actix_web::{HttpResponse, web};
+use serde_json::{Value, json};
+
+use super::auth::{TokenAuth, allowed_models};
+use crate::error::{AppError, V1Result};
+use crate::state::AppState;
+use crate::store::{tokens, users};
+
+const CREATED: i64 = 1_626_777_600;
+
+fn model_object(id: &str, known: bool) -> Value {
+    if known {
+        json!({
+            "id": id, "object": "model", "created": CREATED, "owned_by": owner(id),
+            "permission": [{
+                "id": "modelperm-LwHkVFn8AcMItP432fKKDIKJ", "object": "model_permission",
+                "created": CREATED, "allow_create_engine": true, "allow_sampling": true,
+                "allow_logprobs": true, "allow_search_indices": false, "allow_view": true,
+                "allow_fine_tuning": false, "organization": "*", "group": null,
+                "is_blocking": false,
+            }],
+            "root": id, "parent": null,
+        })
+    } else {
+        json!({
+            "id": id, "object": "model", "created": CREATED, "owned_by": "custom",
+            "permission": null, "root": id, "parent": null,
+        })
+    }
+}
+
+fn owner(id: &str) -> &'static str {
+    if id.starts_with("claude") {
+        "anthropic"
+    } else if id.starts_with("gemini") || id.starts_with("PaLM") || id == "aqa" {
+        "google"
+    } else if id.starts_with("deepseek") {
+        "deepseek"
+    } else {
+        "openai"
+    }
+}
+
+/// `GET /v1/models`: the models of the user's group, intersected with the token's allow-list.
+pub async fn list_models(auth: TokenAuth, state: web::Data<AppState>) -> V1Result<HttpResponse> {
+    let table = state.relay.routing.load();
+    let mut models = table.group_models(&auth.user.group);
+    if let Some(allow) = allowed_models(&auth.token) {
+        models.retain(|m| allow.contains(m));
+    }
+    let ratios = state.relay.ratios(&state.options.load());
+    let data: Vec<Value> = models
+        .iter()
+        .map(|m| model_object(m, ratios.knows(m)))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"object": "list", "data": data})))
+}
+
+/// `GET /v1/models/{model}`: a model of the user's set, or One API's 200 `model_not_found`.
+pub async fn retrieve_model(
+    auth: TokenAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> V1Result<HttpResponse> {
+    let model = path.into_inner();
+    let table = state.relay.routing.load();
+    let mut models = table.group_models(&auth.user.group);
+    if let Some(allow) = allowed_models(&auth.token) {
+        models.retain(|m| allow.contains(m));
+    }
+    let ratios = state.relay.ratios(&state.options.load());
+    if models.contains(&model) || ratios.knows(&model) {
+        return Ok(HttpResponse::Ok().json(model_object(&model, ratios.knows(&model))));
+    }
+    Ok(HttpResponse::Ok().json(json!({"error": {
+        "message": format!("The model '{model}' does not exist"),
+        "type": "invalid_request_error", "param": "model", "code": "model_not_found",
+    }})))
+}
+
+/// Current token and user rows (fresh from the database: these endpoints show balances).
+async fn fresh(
+    state: &AppState,
+    auth: &TokenAuth,
+) -> Result<(tokens::Token, users::User), AppError> {
+    let token = tokens::get_by_id(&state.db, auth.token.id)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("无效的令牌".into()))?;
+    let user = users::get_by_id(&state.db, auth.user.id)
+        .await?
+        .ok_or_else(|| AppError::forbidden("用户已被封禁"))?;
+    Ok((token, user))
+}
+
+/// `GET /dashboard/billing/subscription`
+pub async fn subscription(auth: TokenAuth, state: web::Data<AppState>) -> V1Result<HttpResponse> {
+    state.relay.flush().await;
+    let (token, user) = fresh(&state, &auth).await?;
+    let opts = state.options.load();
+    let mut amount = if opts.bool("DisplayTokenStatEnabled") {
+        if token.unlimited_quota {
+            100_000_000.0
+        } else {
+            (token.remain_quota + token.used_quota) as f64
+        }
+    } else {
+        user.quota as f64
+    };
+    if opts.bool("DisplayInCurrencyEnabled") && amount != 100_000_000.0 {
+        amount /= opts.quota_per_unit();
+    }
+    let until = if token.expired_time == -1 {
+        0
+    } else {
+        token.expired_time
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "object": "billing_subscription",
+        "has_payment_method": true,
+        "soft_limit_usd": amount,
+        "hard_limit_usd": amount,
+        "system_hard_limit_usd": amount,
+        "access_until": until,
+    })))
+}
+
+/// `GET /dashboard/billing/usage` (in cents).
+pub async fn usage(auth: TokenAuth, state: web::Data<AppState>) -> V1Result<HttpResponse> {
+    state.relay.flush().await;
+    let (token, user) = fresh(&state, &auth).await?;
+    let opts = state.options.load();
+    let used = if opts.bool("DisplayTokenStatEnabled") {
+        token.used_quota
+    } else {
+        user.used_quota
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "object": "list",
+        "total_usage": used as f64 / opts.quota_per_unit() * 100.0,
+    })))
+}
+
+/// One API's `RelayNotImplemented` (also answers `/v1/oneapi/proxy`, which One API served
+/// unbilled: weakness #3).
+pub async fn not_implemented(_auth: TokenAuth) -> V1Result<HttpResponse> {
+    Err(AppError::NotImplemented {
+        message: "API not implemented".into(),
+    }
+    .into())
+}

@@ -1,0 +1,248 @@
+//! The `/v1` relay: OpenAI-compatible endpoints in front of upstream channels.
+//!
+//! Layout: `auth` (the `TokenAuth` extractor), `route` (routing table, selection,
+//! auto-disable), `forward` (the one place with I/O: send, retry, stream, meter, settle),
+//! `openai` (the pass-through adaptor), `sse`, `types`, `handlers` (models, dashboard billing).
+//! Adaptors are pure and synchronous; other wire formats plug in through [`Adaptor`] and
+//! [`adaptor_for`].
+
+pub mod auth;
+pub mod forward;
+pub mod handlers;
+pub mod openai;
+pub mod route;
+pub mod sse;
+pub mod types;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use arc_swap::ArcSwap;
+use serde_json::Value;
+
+use crate::billing::ledger::Ledger;
+use crate::billing::ratio::Ratios;
+use crate::config::Config;
+use crate::options::Options;
+use crate::state::AppState;
+use crate::store::Db;
+use crate::store::tokens::Token;
+use crate::store::users::User;
+
+use self::types::Usage;
+
+/// Where and how to send one upstream request (headers besides `Content-Type`/`Accept`).
+#[derive(Debug, Clone)]
+pub struct UpstreamRequest {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// A wire format. Pure and synchronous: JSON in, JSON out; `forward` does the I/O.
+pub trait Adaptor: Sync + std::fmt::Debug {
+    /// URL and auth headers for a client path (`/v1/...`) on a channel.
+    fn build_request(
+        &self,
+        channel_type: i64,
+        base_url: &str,
+        key: &str,
+        path: &str,
+    ) -> UpstreamRequest;
+    /// Whether the upstream honours `stream_options.include_usage`.
+    fn supports_include_usage(&self, channel_type: i64) -> bool;
+    /// Usage from a non-stream response.
+    fn parse_usage(&self, body: &Value) -> Option<Usage>;
+    /// The generated text of a non-stream response (for counting when usage is missing).
+    fn completion_text(&self, body: &Value) -> String;
+    /// The error object (OpenAI shape) for an upstream error response.
+    fn map_error(&self, status: u16, body: &[u8]) -> Value;
+}
+
+/// The adaptor for a channel type. Every type not handled by another adaptor speaks OpenAI's
+/// format (One API's rule); the adaptor issue adds Anthropic, Gemini, Azure, ... here.
+pub fn adaptor_for(_channel_type: i64) -> &'static dyn Adaptor {
+    &openai::OpenAi
+}
+
+/// Relay state shared by all workers.
+#[derive(Clone)]
+pub struct RelayState {
+    /// The routing table, swapped on rebuild.
+    pub routing: Arc<ArcSwap<route::RoutingTable>>,
+    /// Token rows by key (short TTL).
+    pub tokens: moka::sync::Cache<String, Arc<Token>>,
+    /// User rows by id (short TTL).
+    pub users: moka::sync::Cache<i64, Arc<User>>,
+    /// The quota ledger and its writer.
+    pub ledger: Ledger,
+    /// Success-rate monitor (`ENABLE_METRIC`).
+    pub monitor: Arc<route::Monitor>,
+    /// Ratios parsed from the options snapshot they were built for (held, so compared by
+    /// identity without address reuse).
+    ratios: Arc<ArcSwap<(Arc<Options>, Arc<Ratios>)>>,
+}
+
+impl RelayState {
+    /// Builds the relay state: loads the routing table and starts the ledger writer.
+    pub async fn new(cfg: &Config, db: &Db, log_db: &Db) -> anyhow::Result<RelayState> {
+        let table = route::load(db).await?;
+        let ttl = cfg
+            .sync_frequency
+            .clamp(Duration::from_secs(1), Duration::from_secs(30));
+        let separate_logs = cfg.log_sql_dsn.is_some().then(|| log_db.clone());
+        let batch = cfg
+            .batch_update_enabled
+            .then_some(cfg.batch_update_interval);
+        crate::tokenizer::warm_up();
+        Ok(RelayState {
+            routing: Arc::new(ArcSwap::from_pointee(table)),
+            tokens: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl)
+                .build(),
+            users: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl)
+                .build(),
+            ledger: Ledger::start(db.clone(), separate_logs, batch),
+            monitor: Arc::new(route::Monitor::default()),
+            ratios: Arc::new(ArcSwap::from_pointee((
+                Arc::new(Options::default()),
+                Arc::new(Ratios::from_options(&Options::default())),
+            ))),
+        })
+    }
+
+    /// The ratio tables for an options snapshot, parsed once per snapshot.
+    pub fn ratios(&self, opts: &Arc<Options>) -> Arc<Ratios> {
+        let cur = self.ratios.load();
+        if Arc::ptr_eq(&cur.0, opts) {
+            return cur.1.clone();
+        }
+        let r = Arc::new(Ratios::from_options(opts));
+        self.ratios.store(Arc::new((opts.clone(), r.clone())));
+        r
+    }
+
+    /// Forgets a cached token (call after editing or deleting it).
+    pub fn invalidate_token(&self, key: &str) {
+        self.tokens.invalidate(key);
+    }
+
+    /// Forgets a cached user (call after editing, banning or deleting them).
+    pub fn invalidate_user(&self, id: i64) {
+        self.users.invalidate(&id);
+    }
+
+    /// Waits until every queued settlement is written (shutdown, tests).
+    pub async fn flush(&self) {
+        self.ledger.flush().await;
+    }
+}
+
+/// Rebuilds the routing table from the `channels` and `abilities` tables and swaps it in.
+///
+/// **Call this after every channel or ability change** (create, update, delete, status change,
+/// balance-driven disable): requests route from this in-memory table only. It also runs every
+/// `SYNC_FREQUENCY` seconds (see [`spawn_sync`]) and after the relay's own auto-disable.
+/// Token and user edits should call [`RelayState::invalidate_token`] / `invalidate_user`.
+pub async fn reload_routing(state: &AppState) -> Result<(), sqlx::Error> {
+    let table = route::load(&state.db).await?;
+    state.relay.routing.store(Arc::new(table));
+    Ok(())
+}
+
+/// Starts the periodic routing reload (every `SYNC_FREQUENCY`).
+pub fn spawn_sync(state: AppState) {
+    let every = state.cfg.sync_frequency.max(Duration::from_secs(1));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = reload_routing(&state).await {
+                tracing::warn!(error = %e, "routing table reload failed");
+            }
+        }
+    });
+}
+
+/// The `/v1` relay routes (mounted inside the `/v1` scope).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/chat/completions",
+        web::post().to(forward::chat_completions),
+    )
+    .route("/completions", web::post().to(forward::completions))
+    .route("/embeddings", web::post().to(forward::embeddings))
+    .route(
+        "/engines/{model}/embeddings",
+        web::post().to(forward::embeddings),
+    )
+    .route("/moderations", web::post().to(forward::moderations))
+    .route(
+        "/images/generations",
+        web::post().to(forward::images_generations),
+    )
+    .route("/audio/speech", web::post().to(forward::audio_speech))
+    .route(
+        "/audio/transcriptions",
+        web::post().to(forward::audio_transcriptions),
+    )
+    .route(
+        "/audio/translations",
+        web::post().to(forward::audio_translations),
+    )
+    .route("/models", web::get().to(handlers::list_models))
+    .route("/models/{model}", web::get().to(handlers::retrieve_model))
+    .route(
+        "/dashboard/billing/subscription",
+        web::get().to(handlers::subscription),
+    )
+    .route("/dashboard/billing/usage", web::get().to(handlers::usage))
+    .route(
+        "/oneapi/proxy/{tail:.*}",
+        web::route().to(handlers::not_implemented),
+    )
+    .route("/edits", web::post().to(handlers::not_implemented))
+    .route("/images/edits", web::post().to(handlers::not_implemented))
+    .route(
+        "/images/variations",
+        web::post().to(handlers::not_implemented),
+    )
+    .route("/files", web::route().to(handlers::not_implemented))
+    .route(
+        "/files/{tail:.*}",
+        web::route().to(handlers::not_implemented),
+    )
+    .route(
+        "/fine_tuning/{tail:.*}",
+        web::route().to(handlers::not_implemented),
+    )
+    .route(
+        "/fine-tunes{tail:.*}",
+        web::route().to(handlers::not_implemented),
+    )
+    .route(
+        "/models/{model}",
+        web::delete().to(handlers::not_implemented),
+    )
+    .route(
+        "/assistants{tail:.*}",
+        web::route().to(handlers::not_implemented),
+    )
+    .route(
+        "/threads{tail:.*}",
+        web::route().to(handlers::not_implemented),
+    );
+}
+
+/// One API's `/dashboard/billing/*` routes (mounted at the root).
+pub fn configure_dashboard(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/dashboard/billing/subscription",
+        web::get().to(handlers::subscription),
+    )
+    .route("/dashboard/billing/usage", web::get().to(handlers::usage));
+}

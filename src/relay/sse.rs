@@ -1,0 +1,159 @@
+//! Server-sent events, passed through line by line as they arrive.
+//!
+//! [`SseProcessor`] splits upstream bytes into lines (events split across chunks and CRLF are
+//! handled), forwards each complete line unchanged, and meters on the side: the text of
+//! `choices[].delta.content` and the last `usage` seen (providers that repeat a cumulative usage
+//! in every chunk are billed once, from the last one). It drops the usage-only chunk the relay
+//! asked for when the client did not, and appends `data: [DONE]` if the upstream never sent it.
+
+use bytes::{Bytes, BytesMut};
+use serde_json::Value;
+
+use super::types::Usage;
+
+/// Meters and filters an OpenAI-format SSE stream.
+#[derive(Debug, Default)]
+pub struct SseProcessor {
+    buf: BytesMut,
+    /// Drop the chunk that only carries usage (the client did not ask for it).
+    strip_usage_chunk: bool,
+    skip_blank: bool,
+    /// Completion text seen so far.
+    pub text: String,
+    /// The last usage seen.
+    pub usage: Option<Usage>,
+    /// Whether `data: [DONE]` went through.
+    pub saw_done: bool,
+    /// Whether any event went through.
+    pub saw_data: bool,
+}
+
+impl SseProcessor {
+    pub fn new(strip_usage_chunk: bool) -> Self {
+        SseProcessor {
+            strip_usage_chunk,
+            ..Default::default()
+        }
+    }
+
+    /// Feeds upstream bytes; returns the bytes to send to the client now (complete lines).
+    pub fn feed(&mut self, chunk: &[u8]) -> Bytes {
+        self.buf.extend_from_slice(chunk);
+        let mut out = BytesMut::new();
+        while let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+            let line = self.buf.split_to(pos + 1);
+            self.line(&line, &mut out);
+        }
+        out.freeze()
+    }
+
+    /// Ends the stream: flushes a trailing partial line and appends `[DONE]` if missing.
+    pub fn finish(&mut self) -> Bytes {
+        let mut out = BytesMut::new();
+        if !self.buf.is_empty() {
+            let mut rest = self.buf.split();
+            rest.extend_from_slice(b"\n");
+            self.line(&rest, &mut out);
+            out.extend_from_slice(b"\n");
+        }
+        if !self.saw_done {
+            out.extend_from_slice(b"data: [DONE]\n\n");
+            self.saw_done = true;
+        }
+        out.freeze()
+    }
+
+    fn line(&mut self, raw: &[u8], out: &mut BytesMut) {
+        let trimmed = trim_eol(raw);
+        if trimmed.is_empty() {
+            if self.skip_blank {
+                self.skip_blank = false;
+                return;
+            }
+            out.extend_from_slice(raw);
+            return;
+        }
+        self.skip_blank = false;
+        let Some(data) = trimmed.strip_prefix(b"data:") else {
+            out.extend_from_slice(raw);
+            return;
+        };
+        let data = data.strip_prefix(b" ").unwrap_or(data);
+        if data == b"[DONE]" {
+            self.saw_done = true;
+            out.extend_from_slice(raw);
+            return;
+        }
+        self.saw_data = true;
+        if let Ok(v) = serde_json::from_slice::<Value>(data) {
+            if let Some(u) = v.get("usage").and_then(Usage::from_json) {
+                self.usage = Some(u);
+            }
+            let choices = v.get("choices").and_then(Value::as_array);
+            if let Some(choices) = choices {
+                for c in choices {
+                    if let Some(t) = c.pointer("/delta/content").and_then(Value::as_str) {
+                        self.text.push_str(t);
+                    }
+                    if let Some(t) = c.get("text").and_then(Value::as_str) {
+                        self.text.push_str(t);
+                    }
+                }
+            }
+            let no_choices = choices.is_none_or(|c| c.is_empty());
+            if self.strip_usage_chunk && no_choices && v.get("usage").is_some_and(|u| !u.is_null())
+            {
+                self.skip_blank = true;
+                return;
+            }
+        }
+        out.extend_from_slice(raw);
+    }
+}
+
+fn trim_eol(mut s: &[u8]) -> &[u8] {
+    while let Some((last, rest)) = s.split_last() {
+        if *last == b'\n' || *last == b'\r' {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: &str = "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n\
+data: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\n\n\
+data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}\n\n\
+data: [DONE]\n\n";
+
+    #[test]
+    fn passes_through_split_anywhere() {
+        for cut in 0..STREAM.len() {
+            let mut p = SseProcessor::new(false);
+            let mut out = Vec::new();
+            out.extend_from_slice(&p.feed(&STREAM.as_bytes()[..cut]));
+            out.extend_from_slice(&p.feed(&STREAM.as_bytes()[cut..]));
+            out.extend_from_slice(&p.finish());
+            assert_eq!(String::from_utf8(out).unwrap(), STREAM);
+            assert_eq!(p.text, "Hello");
+            assert_eq!(p.usage.unwrap().total_tokens, 7);
+        }
+    }
+
+    #[test]
+    fn strips_usage_chunk_and_appends_done() {
+        let mut p = SseProcessor::new(true);
+        let body = STREAM.replace("data: [DONE]\n\n", "").replace('\n', "\r\n");
+        let mut out = p.feed(body.as_bytes()).to_vec();
+        out.extend_from_slice(&p.finish());
+        let s = String::from_utf8(out).unwrap();
+        assert!(!s.contains("usage"), "{s}");
+        assert!(s.ends_with("data: [DONE]\n\n"));
+        assert_eq!(p.usage.unwrap().completion_tokens, 2);
+    }
+}

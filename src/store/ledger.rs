@@ -1,0 +1,157 @@
+//! Quota moves made by the relay: reserve (pre-consume), settle and refund, plus the channel
+//! status change made by auto-disable.
+//!
+//! Invariants:
+//! - A reservation is one transaction of conditional `UPDATE ... WHERE quota >= ?` statements
+//!   whose `rows_affected` is checked; a failed token step rolls the user step back. Nothing is
+//!   ever read and then written from Rust, so concurrent requests cannot overdraw.
+//! - Settlements are applied by the ledger writer (`billing::ledger`) in batches, each batch in one
+//!   transaction together with its consume logs when the logs share the main database.
+
+use super::logs::Log;
+use super::{Db, Tx, now};
+
+/// Why a reservation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReserveError {
+    /// The user's wallet does not cover the amount (or the user is gone).
+    User,
+    /// The token's own cap does not cover the amount (or the token is gone).
+    Token,
+}
+
+/// Takes `amount` from the user's quota and, unless `unlimited`, from the token's remaining
+/// quota, atomically. `amount <= 0` reserves nothing.
+pub async fn reserve(
+    db: &Db,
+    user_id: i64,
+    token_id: i64,
+    unlimited: bool,
+    amount: i64,
+) -> Result<Result<(), ReserveError>, sqlx::Error> {
+    if amount <= 0 {
+        return Ok(Ok(()));
+    }
+    let mut tx = db.pool.begin().await?;
+    let res = sqlx::query(db.sql("UPDATE users SET quota = quota - ? WHERE id = ? AND quota >= ?"))
+        .bind(amount)
+        .bind(user_id)
+        .bind(amount)
+        .execute(&mut *tx)
+        .await?;
+    if res.rows_affected() != 1 {
+        tx.rollback().await?;
+        return Ok(Err(ReserveError::User));
+    }
+    if !unlimited {
+        let res = sqlx::query(db.sql(
+            "UPDATE tokens SET remain_quota = remain_quota - ?, used_quota = used_quota + ?, \
+             accessed_time = ? WHERE id = ? AND remain_quota >= ?",
+        ))
+        .bind(amount)
+        .bind(amount)
+        .bind(now())
+        .bind(token_id)
+        .bind(amount)
+        .execute(&mut *tx)
+        .await?;
+        if res.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(Err(ReserveError::Token));
+        }
+    }
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
+/// One quota movement to persist. `reserved` was taken by [`reserve`]; `charged` is the final
+/// price. `settled == false` means a full refund (no request counted, no log).
+#[derive(Debug, Clone, Default)]
+pub struct Movement {
+    pub user_id: i64,
+    pub token_id: i64,
+    pub unlimited: bool,
+    pub channel_id: i64,
+    pub reserved: i64,
+    pub charged: i64,
+    /// Whether the request succeeded (counted, logged); false = full refund of `reserved`.
+    pub settled: bool,
+    /// The consume log to write with it (when settled and `LogConsumeEnabled`).
+    pub log: Option<Log>,
+}
+
+/// Applies movements to users, tokens and channels inside `tx`. Deltas are added with
+/// `col = col + ?`, so the order of movements does not matter.
+pub async fn apply(db: &Db, tx: &mut Tx<'_>, moves: &[Movement]) -> Result<(), sqlx::Error> {
+    let ts = now();
+    for m in moves {
+        let charged = if m.settled { m.charged } else { 0 };
+        let back = m.reserved - charged;
+        let count = i64::from(m.settled);
+        if back != 0 || charged != 0 || count != 0 {
+            sqlx::query(db.sql(
+                "UPDATE users SET quota = quota + ?, used_quota = used_quota + ?, \
+                 request_count = request_count + ? WHERE id = ?",
+            ))
+            .bind(back)
+            .bind(charged)
+            .bind(count)
+            .bind(m.user_id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if !m.unlimited && back != 0 {
+            sqlx::query(db.sql(
+                "UPDATE tokens SET remain_quota = remain_quota + ?, used_quota = used_quota - ?, \
+                 accessed_time = ? WHERE id = ?",
+            ))
+            .bind(back)
+            .bind(back)
+            .bind(ts)
+            .bind(m.token_id)
+            .execute(&mut **tx)
+            .await?;
+        } else if m.settled {
+            sqlx::query(db.sql("UPDATE tokens SET accessed_time = ? WHERE id = ?"))
+                .bind(ts)
+                .bind(m.token_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        if charged != 0 && m.channel_id > 0 {
+            sqlx::query(db.sql("UPDATE channels SET used_quota = used_quota + ? WHERE id = ?"))
+                .bind(charged)
+                .bind(m.channel_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Marks a channel auto-disabled (status 3) and its abilities disabled, in one transaction.
+pub async fn auto_disable_channel(db: &Db, channel_id: i64) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    sqlx::query(db.sql("UPDATE channels SET status = 3 WHERE id = ? AND status = 1"))
+        .bind(channel_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(db.sql("UPDATE abilities SET enabled = 0 WHERE channel_id = ?"))
+        .bind(channel_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+/// The username for a consume log.
+pub async fn username(db: &Db, user_id: i64) -> Result<String, sqlx::Error> {
+    use sqlx::Row;
+    let row = sqlx::query(db.sql("SELECT username FROM users WHERE id = ?"))
+        .bind(user_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(match row {
+        Some(r) => r.try_get(0)?,
+        None => String::new(),
+    })
+}

@@ -1,0 +1,144 @@
+//! Token counting with tiktoken-rs, following One API's rules (`relay/adaptor/openai/token.go`):
+//! per chat message +3 tokens, +1 for a `name`, plus the text of its content and role, and +3 at
+//! the end to prime the reply. gpt-4o / o-series use `o200k_base`, everything else `cl100k_base`.
+//!
+//! The BPE tables are process-wide singletons; [`warm_up`] builds them at start so the first
+//! request does not pay for it. Large inputs should be counted on `spawn_blocking` (see
+//! [`count_messages_async`]).
+
+use serde_json::Value;
+use tiktoken_rs::CoreBPE;
+
+/// Inputs above this many bytes are counted on the blocking pool.
+pub const BLOCKING_THRESHOLD: usize = 32 * 1024;
+
+/// Builds the encoders now (they are lazily built otherwise, which takes hundreds of ms).
+pub fn warm_up() {
+    let _ = tiktoken_rs::cl100k_base_singleton().encode_ordinary("warm up");
+    let _ = tiktoken_rs::o200k_base_singleton().encode_ordinary("warm up");
+}
+
+fn encoder(model: &str) -> &'static CoreBPE {
+    let m = model.to_ascii_lowercase();
+    if m.starts_with("gpt-4o")
+        || m.starts_with("chatgpt-4o")
+        || m.starts_with("gpt-4.1")
+        || m.starts_with("gpt-4.5")
+        || m.starts_with("gpt-5")
+        || m.starts_with("o1")
+        || m.starts_with("o3")
+        || m.starts_with("o4")
+    {
+        tiktoken_rs::o200k_base_singleton()
+    } else {
+        tiktoken_rs::cl100k_base_singleton()
+    }
+}
+
+/// Tokens in a text for `model`.
+pub fn count_text(model: &str, text: &str) -> i64 {
+    if text.is_empty() {
+        return 0;
+    }
+    encoder(model).encode_with_special_tokens(text).len() as i64
+}
+
+/// One API's image token formula. `low` detail is exact; `high`/`auto` would need the image
+/// size, which we do not fetch (no requests to user-supplied URLs, weakness #4), so those are
+/// counted as one 512x512 tile at high detail (170 + 85).
+fn image_tokens(model: &str, detail: &str) -> i64 {
+    let mini = model.starts_with("gpt-4o-mini");
+    match (detail, mini) {
+        ("low", false) => 85,
+        ("low", true) => 2833,
+        (_, false) => 170 + 85,
+        (_, true) => 5667 + 2833,
+    }
+}
+
+/// Prompt tokens of a chat `messages` array, One API's way.
+pub fn count_messages(model: &str, messages: &[Value]) -> i64 {
+    let (per_message, per_name) = if model == "gpt-3.5-turbo-0301" {
+        (4, -1)
+    } else {
+        (3, 1)
+    };
+    let mut n = 0;
+    for msg in messages {
+        n += per_message;
+        if let Some(obj) = msg.as_object() {
+            for (k, v) in obj {
+                match (k.as_str(), v) {
+                    ("content", Value::String(s)) => n += count_text(model, s),
+                    ("content", Value::Array(parts)) => {
+                        for p in parts {
+                            match p.get("type").and_then(Value::as_str) {
+                                Some("text") => {
+                                    n += count_text(
+                                        model,
+                                        p.get("text").and_then(Value::as_str).unwrap_or(""),
+                                    )
+                                }
+                                Some("image_url") => {
+                                    let detail = p
+                                        .pointer("/image_url/detail")
+                                        .and_then(Value::as_str)
+                                        .unwrap_or("");
+                                    n += image_tokens(model, detail)
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                    ("role", Value::String(s)) => n += count_text(model, s),
+                    ("name", Value::String(s)) => n += per_name + count_text(model, s),
+                    _ => {}
+                }
+            }
+        }
+    }
+    n + 3
+}
+
+/// Tokens of a completions `prompt` / moderations or embeddings `input` (string or list).
+pub fn count_input(model: &str, input: &Value) -> i64 {
+    match input {
+        Value::String(s) => count_text(model, s),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| match i {
+                Value::String(s) => count_text(model, s),
+                _ => 0,
+            })
+            .sum(),
+        _ => 0,
+    }
+}
+
+/// [`count_messages`] on the blocking pool when the input is large.
+pub async fn count_messages_async(model: String, messages: Vec<Value>, size_hint: usize) -> i64 {
+    if size_hint < BLOCKING_THRESHOLD {
+        return count_messages(&model, &messages);
+    }
+    tokio::task::spawn_blocking(move || count_messages(&model, &messages))
+        .await
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn counts_like_one_api() {
+        assert_eq!(count_text("gpt-3.5-turbo", "hello world"), 2);
+        // 3 + ("user" 1) + ("hi" 1) + 3 = 8
+        let m = vec![json!({"role":"user","content":"hi"})];
+        assert_eq!(count_messages("gpt-3.5-turbo", &m), 8);
+        let m = vec![json!({"role":"user","content":"hi","name":"bob"})];
+        assert_eq!(count_messages("gpt-4", &m), 10);
+        assert_eq!(count_input("gpt-4", &json!(["a b", "c"])), 3);
+        assert_eq!(count_text("gpt-4o", ""), 0);
+    }
+}

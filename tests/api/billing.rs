@@ -1,0 +1,172 @@
+//! Billing invariants: no overdraw under concurrency, every success billed exactly once,
+//! failures refunded, and user quota + sum(consume logs) = quota before + top-ups.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::db_test;
+use crate::helpers::{Backend, spawn_app, spawn_app_with};
+use crate::mock_upstream::chat_completion;
+use crate::relay_helpers::*;
+
+db_test!(
+    concurrent_requests_never_overdraw,
+    ledger_balances_with_top_ups_and_failures,
+    batched_writer_still_bills_everything,
+);
+
+fn body() -> Value {
+    // prompt 8 tokens; estimate with max_tokens 92: ceil(15 * (8 + 92)) = 1500
+    json!({"model": "gpt-4", "max_tokens": 92, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+async fn concurrent_requests_never_overdraw(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let mock = MockServer::start().await;
+    // Each success costs 15 * (10 + 20 * 2) = 750.
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(chat_completion("x", 10, 20)))
+        .mount(&mock)
+        .await;
+    channel(&app, &mock.uri(), "gpt-4").await;
+    // Covers exactly 20 reservations of 1500.
+    let start = 20 * 1500;
+    let uid = user(&app, start, "default", 1).await;
+    let (tid, k) = token(&app, uid, Some(1_000_000)).await;
+    let app = Arc::new(app);
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let app = app.clone();
+        let k = k.clone();
+        tasks.push(tokio::spawn(async move {
+            let res = post(&app, &k, "/v1/chat/completions", &body()).await;
+            let status = res.status().as_u16();
+            let b: Value = res.json().await.unwrap_or(Value::Null);
+            (status, b)
+        }));
+    }
+    let mut ok = 0i64;
+    for t in tasks {
+        let (status, b) = t.await.unwrap();
+        match status {
+            200 => ok += 1,
+            403 => assert_eq!(b["error"]["code"], "insufficient_user_quota", "{b}"),
+            other => panic!("unexpected status {other}: {b}"),
+        }
+    }
+    let app = Arc::into_inner(app).unwrap();
+    settled(&app).await;
+    assert!(
+        ok >= 20,
+        "at least the 20 covered requests succeed, got {ok}"
+    );
+    let u = user_row(&app, uid).await;
+    assert!(u.quota >= 0, "overdraw: {}", u.quota);
+    let logs = consume_logs(&app, uid).await;
+    assert_eq!(logs.len() as i64, ok, "every success billed exactly once");
+    assert!(logs.iter().all(|l| l.quota == 750));
+    assert_eq!(u.quota, start - 750 * ok);
+    assert_eq!(u.used_quota, 750 * ok);
+    assert_eq!(u.request_count, ok);
+    let t = token_row(&app, tid).await;
+    assert_eq!(t.remain_quota, 1_000_000 - 750 * ok);
+    let mut ids: Vec<&str> = logs.iter().map(|l| l.request_id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len() as i64, ok, "one log per request id");
+    app.finish().await;
+}
+
+async fn ledger_balances_with_top_ups_and_failures(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let good = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(chat_completion("x", 3, 7)))
+        .mount(&good)
+        .await;
+    let bad = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(502).set_body_string("bad gateway"))
+        .mount(&bad)
+        .await;
+    channel(&app, &good.uri(), "gpt-4").await;
+    channel(&app, &bad.uri(), "broken").await;
+    let before = 100_000;
+    let uid = user(&app, before, "default", 1).await;
+    let (_, k) = token(&app, uid, None).await;
+    let mut top_ups = 0;
+    for i in 0..6 {
+        let res = post(&app, &k, "/v1/chat/completions", &body()).await;
+        assert_eq!(res.status(), 200);
+        let res = post(
+            &app,
+            &k,
+            "/v1/chat/completions",
+            &json!({"model":"broken","messages":[]}),
+        )
+        .await;
+        assert_eq!(res.status(), 502);
+        let b: Value = res.json().await.unwrap();
+        assert!(
+            b["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("bad response status code 502")
+        );
+        if i % 2 == 0 {
+            tollgate::store::users::add_quota(app.db(), &app.db().pool, uid, 1000)
+                .await
+                .unwrap();
+            top_ups += 1000;
+        }
+    }
+    settled(&app).await;
+    let u = user_row(&app, uid).await;
+    // Each success: 15 * (3 + 7 * 2) = 255.
+    assert_eq!(logged_quota(&app, uid).await, 6 * 255);
+    assert_eq!(u.quota + logged_quota(&app, uid).await, before + top_ups);
+    assert_eq!(u.request_count, 6);
+    app.finish().await;
+}
+
+async fn batched_writer_still_bills_everything(backend: Backend) {
+    let Some(app) = spawn_app_with(
+        backend,
+        &[
+            ("BATCH_UPDATE_ENABLED", "true"),
+            ("BATCH_UPDATE_INTERVAL", "1"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(chat_completion("x", 10, 20)))
+        .mount(&mock)
+        .await;
+    channel(&app, &mock.uri(), "gpt-4").await;
+    let uid = user(&app, 1_000_000, "default", 1).await;
+    let (_, k) = token(&app, uid, None).await;
+    for _ in 0..5 {
+        assert_eq!(
+            post(&app, &k, "/v1/chat/completions", &body())
+                .await
+                .status(),
+            200
+        );
+    }
+    settled(&app).await;
+    let u = user_row(&app, uid).await;
+    assert_eq!(u.quota, 1_000_000 - 5 * 750);
+    assert_eq!(logged_quota(&app, uid).await, 5 * 750);
+    app.finish().await;
+}
