@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod bootstrap;
+pub mod channel;
 pub mod config;
 pub mod error;
 pub mod options;

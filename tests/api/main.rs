@@ -2,4 +2,10 @@
 
 mod helpers;
 
+mod channels;
 mod foundation;
+mod logs;
+mod options;
+mod redemptions;
+mod tokens;
+mod users;
