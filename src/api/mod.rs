@@ -6,6 +6,7 @@ pub mod group;
 pub mod log;
 pub mod misc;
 pub mod option;
+pub mod rate_limit;
 pub mod redemption;
 pub mod token;
 pub mod user;

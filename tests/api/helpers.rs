@@ -161,6 +161,9 @@ pub fn test_env(database: &TestDatabase, extra: &[(&str, &str)]) -> HashMap<Stri
         ("WORKERS", "1"),
         ("HOST", "127.0.0.1"),
         ("PORT", "0"),
+        // Tests sign in often from one address; rate-limit tests lower these.
+        ("GLOBAL_API_RATE_LIMIT", "100000"),
+        ("CRITICAL_RATE_LIMIT", "100000"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

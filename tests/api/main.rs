@@ -6,6 +6,7 @@ mod channels;
 mod foundation;
 mod logs;
 mod options;
+mod rate_limits;
 mod redemptions;
 mod tokens;
 mod users;
