@@ -8,6 +8,7 @@ pub mod auth;
 pub mod billing;
 pub mod bootstrap;
 pub mod cache;
+pub mod channel;
 pub mod config;
 pub mod error;
 pub mod import;

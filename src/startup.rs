@@ -124,10 +124,13 @@ impl Application {
         let key = session_key(&state.cfg);
         let data = web::Data::new(state.clone());
         crate::metrics::handle();
+        let limits = web::Data::new(api::rate_limit::RateLimits::from_config(&state.cfg));
         let workers = state.cfg.workers;
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(limits.clone())
+                .wrap(from_fn(api::rate_limit::limit))
                 .wrap(
                     SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
                         .cookie_name("session".into())

@@ -92,6 +92,17 @@ pub async fn all(db: &Db) -> Result<Vec<Ability>, sqlx::Error> {
         .collect()
 }
 
+/// Distinct models of enabled abilities in a group.
+pub async fn models_for_group(db: &Db, group: &str) -> Result<Vec<String>, sqlx::Error> {
+    let rows = sqlx::query(db.sql(
+        r#"SELECT DISTINCT model FROM abilities WHERE "group" = ? AND enabled = 1 ORDER BY model"#,
+    ))
+    .bind(group.to_string())
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(|r| r.try_get::<String, _>(0)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -119,3 +119,124 @@ pub async fn all(db: &Db) -> Result<Vec<Channel>, sqlx::Error> {
         .map(from_row)
         .collect()
 }
+
+fn collect(rows: Vec<AnyRow>) -> Result<Vec<Channel>, sqlx::Error> {
+    rows.iter().map(from_row).collect()
+}
+
+pub async fn list(db: &Db, page: i64) -> Result<Vec<Channel>, sqlx::Error> {
+    let sql = db.sql(const_format::concatcp!(
+        "SELECT ",
+        COLUMNS,
+        " FROM channels ORDER BY id DESC LIMIT 10 OFFSET ?"
+    ));
+    let rows = sqlx::query(sql)
+        .bind(page * super::PAGE_SIZE)
+        .fetch_all(&db.pool)
+        .await?;
+    collect(rows)
+}
+
+pub async fn search(db: &Db, kw: &str) -> Result<Vec<Channel>, sqlx::Error> {
+    let sql = db.sql(const_format::concatcp!(
+        "SELECT ",
+        COLUMNS,
+        " FROM channels WHERE id = ? OR name LIKE ? ESCAPE '!' ORDER BY id DESC LIMIT 100"
+    ));
+    let rows = sqlx::query(sql)
+        .bind(kw.trim().parse::<i64>().unwrap_or(-1))
+        .bind(super::like_prefix(kw))
+        .fetch_all(&db.pool)
+        .await?;
+    collect(rows)
+}
+
+/// Inserts channels and their abilities in one transaction.
+pub async fn insert_many(db: &Db, channels: &[Channel]) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    for c in channels {
+        let id = insert(db, &mut *tx, c).await?;
+        let c = Channel { id, ..c.clone() };
+        super::abilities::replace_for_channel(db, &mut tx, &c).await?;
+    }
+    tx.commit().await
+}
+
+/// Writes every editable field of `c` (the caller merged it with the stored row) and rebuilds
+/// its abilities, in one transaction.
+pub async fn update(db: &Db, c: &Channel) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    sqlx::query(db.sql(
+        r#"UPDATE channels SET type = ?, "key" = ?, status = ?, name = ?, weight = ?,
+           base_url = ?, other = ?, models = ?, "group" = ?, model_mapping = ?, priority = ?,
+           config = ?, system_prompt = ? WHERE id = ?"#,
+    ))
+    .bind(c.r#type)
+    .bind(c.key.clone())
+    .bind(c.status)
+    .bind(c.name.clone())
+    .bind(c.weight)
+    .bind(c.base_url.clone())
+    .bind(c.other.clone())
+    .bind(c.models.clone())
+    .bind(c.group.clone())
+    .bind(c.model_mapping.clone())
+    .bind(c.priority)
+    .bind(c.config.clone())
+    .bind(c.system_prompt.clone())
+    .bind(c.id)
+    .execute(&mut *tx)
+    .await?;
+    super::abilities::replace_for_channel(db, &mut tx, c).await?;
+    tx.commit().await
+}
+
+/// Deletes a channel and its abilities.
+pub async fn delete(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    sqlx::query(db.sql("DELETE FROM abilities WHERE channel_id = ?"))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let res = sqlx::query(db.sql("DELETE FROM channels WHERE id = ?"))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// Deletes every disabled channel (status 2 or 3) with its abilities; returns how many.
+pub async fn delete_disabled(db: &Db) -> Result<u64, sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    sqlx::query(
+        "DELETE FROM abilities WHERE channel_id IN (SELECT id FROM channels WHERE status IN (2, 3))",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let res = sqlx::query("DELETE FROM channels WHERE status IN (2, 3)")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(res.rows_affected())
+}
+
+pub async fn set_test_result(db: &Db, id: i64, response_ms: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(db.sql("UPDATE channels SET response_time = ?, test_time = ? WHERE id = ?"))
+        .bind(response_ms)
+        .bind(now())
+        .bind(id)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_balance(db: &Db, id: i64, balance: f64) -> Result<(), sqlx::Error> {
+    sqlx::query(db.sql("UPDATE channels SET balance = ?, balance_updated_time = ? WHERE id = ?"))
+        .bind(balance)
+        .bind(now())
+        .bind(id)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}

@@ -92,3 +92,178 @@ pub async fn insert<'c>(
     .await?;
     Ok(())
 }
+
+/// A bind value for dynamically built statements.
+enum Arg {
+    I(i64),
+    S(String),
+}
+
+/// Filters of the log list and stat routes; empty/zero fields do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    pub user_id: Option<i64>,
+    pub r#type: i64,
+    pub start_timestamp: i64,
+    pub end_timestamp: i64,
+    pub username: String,
+    pub token_name: String,
+    pub model_name: String,
+    pub channel: i64,
+}
+
+impl LogFilter {
+    fn where_clause(&self, args: &mut Vec<Arg>) -> String {
+        let mut w = vec!["1 = 1".to_string()];
+        if let Some(u) = self.user_id {
+            w.push("user_id = ?".into());
+            args.push(Arg::I(u));
+        }
+        if self.r#type != 0 {
+            w.push("type = ?".into());
+            args.push(Arg::I(self.r#type));
+        }
+        if self.start_timestamp != 0 {
+            w.push("created_at >= ?".into());
+            args.push(Arg::I(self.start_timestamp));
+        }
+        if self.end_timestamp != 0 {
+            w.push("created_at <= ?".into());
+            args.push(Arg::I(self.end_timestamp));
+        }
+        for (col, v) in [
+            ("username", &self.username),
+            ("token_name", &self.token_name),
+            ("model_name", &self.model_name),
+        ] {
+            if !v.is_empty() {
+                w.push(format!("{col} = ?"));
+                args.push(Arg::S(v.clone()));
+            }
+        }
+        if self.channel != 0 {
+            w.push("channel_id = ?".into());
+            args.push(Arg::I(self.channel));
+        }
+        w.join(" AND ")
+    }
+}
+
+async fn fetch(db: &Db, sql: String, args: Vec<Arg>) -> Result<Vec<AnyRow>, sqlx::Error> {
+    let sql = super::dialect::dynamic(db.backend, sql);
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for a in args {
+        q = match a {
+            Arg::I(i) => q.bind(i),
+            Arg::S(s) => q.bind(s),
+        };
+    }
+    q.fetch_all(&db.pool).await
+}
+
+/// `CAST(expr AS <64-bit int>)` for this backend (sums are DECIMAL/NUMERIC otherwise).
+fn int_cast(db: &Db, expr: &str) -> String {
+    match db.backend {
+        super::Backend::MySql => format!("CAST({expr} AS SIGNED)"),
+        _ => format!("CAST({expr} AS BIGINT)"),
+    }
+}
+
+/// A page of logs, newest first.
+pub async fn list(db: &Db, f: &LogFilter, page: i64) -> Result<Vec<Log>, sqlx::Error> {
+    let mut args = Vec::new();
+    let w = f.where_clause(&mut args);
+    args.push(Arg::I(page * super::PAGE_SIZE));
+    let sql = format!("SELECT {COLUMNS} FROM logs WHERE {w} ORDER BY id DESC LIMIT 10 OFFSET ?");
+    fetch(db, sql, args).await?.iter().map(from_row).collect()
+}
+
+/// The 100 newest logs matching a keyword: `type = kw` or (when `content` is true) content
+/// starting with it.
+pub async fn search(
+    db: &Db,
+    user_id: Option<i64>,
+    kw: &str,
+    content: bool,
+) -> Result<Vec<Log>, sqlx::Error> {
+    let mut args = Vec::new();
+    let mut w = String::from("(type = ?");
+    args.push(Arg::I(kw.trim().parse::<i64>().unwrap_or(-1)));
+    if content {
+        w.push_str(" OR content LIKE ? ESCAPE '!'");
+        args.push(Arg::S(super::like_prefix(kw)));
+    }
+    w.push(')');
+    if let Some(u) = user_id {
+        w.push_str(" AND user_id = ?");
+        args.push(Arg::I(u));
+    }
+    let sql = format!("SELECT {COLUMNS} FROM logs WHERE {w} ORDER BY id DESC LIMIT 100");
+    fetch(db, sql, args).await?.iter().map(from_row).collect()
+}
+
+/// Sum of `quota` over consume logs matching the filter (its `type` is ignored).
+pub async fn sum_consume_quota(db: &Db, f: &LogFilter) -> Result<i64, sqlx::Error> {
+    let f = LogFilter {
+        r#type: TYPE_CONSUME,
+        ..f.clone()
+    };
+    let mut args = Vec::new();
+    let w = f.where_clause(&mut args);
+    let sum = int_cast(db, "COALESCE(SUM(quota), 0)");
+    let sql = format!("SELECT {sum} FROM logs WHERE {w}");
+    let rows = fetch(db, sql, args).await?;
+    rows.first()
+        .map(|r| r.try_get::<i64, _>(0))
+        .unwrap_or(Ok(0))
+}
+
+/// Deletes logs older than `ts`; returns how many.
+pub async fn delete_before(db: &Db, ts: i64) -> Result<u64, sqlx::Error> {
+    let res = sqlx::query(db.sql("DELETE FROM logs WHERE created_at < ?"))
+        .bind(ts)
+        .execute(&db.pool)
+        .await?;
+    Ok(res.rows_affected())
+}
+
+/// One row of the user dashboard: consumption per UTC day and model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DailyStat {
+    pub day_start: i64,
+    pub model_name: String,
+    pub request_count: i64,
+    pub quota: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+}
+
+pub async fn daily_stats(
+    db: &Db,
+    user_id: i64,
+    start: i64,
+    end: i64,
+) -> Result<Vec<DailyStat>, sqlx::Error> {
+    let day = "created_at - (created_at % 86400)";
+    let sql = format!(
+        "SELECT {day} AS day_start, model_name, COUNT(*) AS request_count, {q}, {p}, {c} \
+         FROM logs WHERE user_id = ? AND type = 2 AND created_at >= ? AND created_at <= ? \
+         GROUP BY {day}, model_name ORDER BY day_start, model_name",
+        q = int_cast(db, "COALESCE(SUM(quota), 0)"),
+        p = int_cast(db, "COALESCE(SUM(prompt_tokens), 0)"),
+        c = int_cast(db, "COALESCE(SUM(completion_tokens), 0)"),
+    );
+    let rows = fetch(db, sql, vec![Arg::I(user_id), Arg::I(start), Arg::I(end)]).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(DailyStat {
+                day_start: r.try_get(0)?,
+                model_name: r.try_get(1)?,
+                request_count: r.try_get(2)?,
+                quota: r.try_get(3)?,
+                prompt_tokens: r.try_get(4)?,
+                completion_tokens: r.try_get(5)?,
+            })
+        })
+        .collect()
+}

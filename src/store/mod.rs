@@ -250,3 +250,29 @@ impl Db {
 pub(crate) fn get_bool(row: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
     Ok(row.try_get::<i64, _>(col)? != 0)
 }
+
+/// One API's fixed page size.
+pub const PAGE_SIZE: i64 = 10;
+
+/// A `LIKE` pattern matching values that start with `kw`, with `%`, `_` and the escape character
+/// escaped. Use with `LIKE ? ESCAPE '!'` (a portable escape character on every backend).
+pub fn like_prefix(kw: &str) -> String {
+    let mut out = String::with_capacity(kw.len() + 1);
+    for c in kw.chars() {
+        if matches!(c, '%' | '_' | '!') {
+            out.push('!');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+#[cfg(test)]
+mod like_tests {
+    #[test]
+    fn like_escapes_metacharacters() {
+        assert_eq!(super::like_prefix("a%b_c!"), "a!%b!_c!!%");
+        assert_eq!(super::like_prefix("%' OR 1=1 --"), "!%' OR 1=1 --%");
+    }
+}

@@ -116,3 +116,87 @@ pub async fn get_by_id(db: &Db, id: i64) -> Result<Option<Token>, sqlx::Error> {
         .map(|r| from_row(&r))
         .transpose()
 }
+
+fn collect(rows: Vec<AnyRow>) -> Result<Vec<Token>, sqlx::Error> {
+    rows.iter().map(from_row).collect()
+}
+
+/// A page of a user's tokens. `order`: `remain_quota`, `used_quota`, else id.
+pub async fn list_by_user(
+    db: &Db,
+    user_id: i64,
+    page: i64,
+    order: &str,
+) -> Result<Vec<Token>, sqlx::Error> {
+    let order_by = match order {
+        "remain_quota" => "unlimited_quota DESC, remain_quota DESC",
+        "used_quota" => "used_quota DESC",
+        _ => "id DESC",
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM tokens WHERE user_id = ? ORDER BY {order_by} LIMIT 10 OFFSET ?"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(super::dialect::dynamic(
+        db.backend, sql,
+    )))
+    .bind(user_id)
+    .bind(page * super::PAGE_SIZE)
+    .fetch_all(&db.pool)
+    .await?;
+    collect(rows)
+}
+
+/// A user's tokens whose name starts with `kw`.
+pub async fn search_by_user(db: &Db, user_id: i64, kw: &str) -> Result<Vec<Token>, sqlx::Error> {
+    let sql = db.sql(const_format::concatcp!(
+        "SELECT ",
+        COLUMNS,
+        " FROM tokens WHERE user_id = ? AND name LIKE ? ESCAPE '!' ORDER BY id DESC LIMIT 100"
+    ));
+    let rows = sqlx::query(sql)
+        .bind(user_id)
+        .bind(super::like_prefix(kw))
+        .fetch_all(&db.pool)
+        .await?;
+    collect(rows)
+}
+
+/// The editable fields of a token.
+#[derive(Debug, Clone, Default)]
+pub struct TokenUpdate {
+    pub name: String,
+    pub status: i64,
+    pub expired_time: i64,
+    pub remain_quota: i64,
+    pub unlimited_quota: bool,
+    pub models: String,
+    pub subnet: String,
+}
+
+pub async fn update(db: &Db, id: i64, user_id: i64, t: &TokenUpdate) -> Result<bool, sqlx::Error> {
+    let res = sqlx::query(db.sql(
+        "UPDATE tokens SET name = ?, status = ?, expired_time = ?, remain_quota = ?, \
+         unlimited_quota = ?, models = ?, subnet = ? WHERE id = ? AND user_id = ?",
+    ))
+    .bind(t.name.clone())
+    .bind(t.status)
+    .bind(t.expired_time)
+    .bind(t.remain_quota)
+    .bind(i64::from(t.unlimited_quota))
+    .bind(t.models.clone())
+    .bind(t.subnet.clone())
+    .bind(id)
+    .bind(user_id)
+    .execute(&db.pool)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+pub async fn delete(db: &Db, id: i64, user_id: i64) -> Result<bool, sqlx::Error> {
+    let res = sqlx::query(db.sql("DELETE FROM tokens WHERE id = ? AND user_id = ?"))
+        .bind(id)
+        .bind(user_id)
+        .execute(&db.pool)
+        .await?;
+    Ok(res.rows_affected() == 1)
+}

@@ -205,3 +205,203 @@ pub async fn add_quota<'c>(
         .await?;
     Ok(res.rows_affected() == 1)
 }
+
+fn collect(rows: Vec<AnyRow>) -> Result<Vec<User>, sqlx::Error> {
+    rows.iter().map(from_row).collect()
+}
+
+/// A page of live users. `order` is one of `quota`, `used_quota`, `request_count`, else id.
+pub async fn list(db: &Db, page: i64, order: &str) -> Result<Vec<User>, sqlx::Error> {
+    let order_by = match order {
+        "quota" => "quota DESC",
+        "used_quota" => "used_quota DESC",
+        "request_count" => "request_count DESC",
+        _ => "id DESC",
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM users WHERE status <> 3 ORDER BY {order_by} LIMIT 10 OFFSET ?"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(super::dialect::dynamic(
+        db.backend, sql,
+    )))
+    .bind(page * super::PAGE_SIZE)
+    .fetch_all(&db.pool)
+    .await?;
+    collect(rows)
+}
+
+/// Live users whose id equals `kw` or whose username, email or display name starts with it.
+pub async fn search(db: &Db, kw: &str) -> Result<Vec<User>, sqlx::Error> {
+    let sql = db.sql(const_format::concatcp!(
+        "SELECT ",
+        COLUMNS,
+        " FROM users WHERE status <> 3 AND (id = ? OR username LIKE ? ESCAPE '!' \
+         OR email LIKE ? ESCAPE '!' OR display_name LIKE ? ESCAPE '!') ORDER BY id DESC LIMIT 100"
+    ));
+    let pat = super::like_prefix(kw);
+    let rows = sqlx::query(sql)
+        .bind(kw.trim().parse::<i64>().unwrap_or(-1))
+        .bind(pat.clone())
+        .bind(pat.clone())
+        .bind(pat)
+        .fetch_all(&db.pool)
+        .await?;
+    collect(rows)
+}
+
+pub async fn get_by_username(db: &Db, name: &str) -> Result<Option<User>, sqlx::Error> {
+    let sql = db.sql(const_format::concatcp!(
+        "SELECT ",
+        COLUMNS,
+        " FROM users WHERE username = ?"
+    ));
+    sqlx::query(sql)
+        .bind(name.to_string())
+        .fetch_optional(&db.pool)
+        .await?
+        .map(|r| from_row(&r))
+        .transpose()
+}
+
+pub async fn get_by_aff_code(db: &Db, code: &str) -> Result<Option<User>, sqlx::Error> {
+    let sql = db.sql(const_format::concatcp!(
+        "SELECT ",
+        COLUMNS,
+        " FROM users WHERE aff_code = ? AND status <> 3"
+    ));
+    sqlx::query(sql)
+        .bind(code.to_string())
+        .fetch_optional(&db.pool)
+        .await?
+        .map(|r| from_row(&r))
+        .transpose()
+}
+
+/// Whether a username is taken (by any row, deleted ones included: the index is unique).
+pub async fn username_taken(db: &Db, name: &str, except_id: i64) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query(db.sql("SELECT COUNT(*) FROM users WHERE username = ? AND id <> ?"))
+        .bind(name.to_string())
+        .bind(except_id)
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(row.try_get::<i64, _>(0)? > 0)
+}
+
+/// The editable profile fields. `password_hash` None keeps the password; a change of password
+/// bumps `session_version` (logs the user out everywhere).
+#[derive(Debug, Clone, Default)]
+pub struct ProfileUpdate {
+    pub username: String,
+    pub display_name: String,
+    pub password_hash: Option<String>,
+}
+
+pub async fn update_profile(db: &Db, id: i64, u: &ProfileUpdate) -> Result<(), sqlx::Error> {
+    match &u.password_hash {
+        Some(h) => {
+            sqlx::query(db.sql(
+                "UPDATE users SET username = ?, display_name = ?, password = ?, \
+                 session_version = session_version + 1 WHERE id = ?",
+            ))
+            .bind(u.username.clone())
+            .bind(u.display_name.clone())
+            .bind(h.clone())
+            .bind(id)
+            .execute(&db.pool)
+            .await?;
+        }
+        None => {
+            sqlx::query(db.sql("UPDATE users SET username = ?, display_name = ? WHERE id = ?"))
+                .bind(u.username.clone())
+                .bind(u.display_name.clone())
+                .bind(id)
+                .execute(&db.pool)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Admin edit: profile plus quota and group, in one transaction with the caller's log writes.
+pub async fn admin_update<'c>(
+    db: &Db,
+    exec: impl Executor<'c, Database = sqlx::Any>,
+    id: i64,
+    u: &ProfileUpdate,
+    quota: i64,
+    group: &str,
+) -> Result<(), sqlx::Error> {
+    let bump = i64::from(u.password_hash.is_some());
+    sqlx::query(db.sql(
+        r#"UPDATE users SET username = ?, display_name = ?, password = COALESCE(?, password),
+           quota = ?, "group" = ?, session_version = session_version + ? WHERE id = ?"#,
+    ))
+    .bind(u.username.clone())
+    .bind(u.display_name.clone())
+    .bind(u.password_hash.clone())
+    .bind(quota)
+    .bind(group.to_string())
+    .bind(bump)
+    .bind(id)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+/// Sets status (and bumps the session version unless enabling).
+pub async fn set_status(db: &Db, id: i64, status: i64) -> Result<bool, sqlx::Error> {
+    let bump = i64::from(status != STATUS_ENABLED);
+    let res = sqlx::query(
+        db.sql("UPDATE users SET status = ?, session_version = session_version + ? WHERE id = ?"),
+    )
+    .bind(status)
+    .bind(bump)
+    .bind(id)
+    .execute(&db.pool)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// Soft delete: status 3, username freed by a suffix so it can be registered again, sessions
+/// ended, access token dropped.
+pub async fn soft_delete(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
+    let res = sqlx::query(db.sql(
+        "UPDATE users SET status = 3, access_token = NULL, \
+         session_version = session_version + 1 WHERE id = ? AND status <> 3",
+    ))
+    .bind(id)
+    .execute(&db.pool)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// Sets the role; a lower role ends the user's sessions.
+pub async fn set_role(db: &Db, id: i64, role: i64, bump: bool) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        db.sql("UPDATE users SET role = ?, session_version = session_version + ? WHERE id = ?"),
+    )
+    .bind(role)
+    .bind(i64::from(bump))
+    .bind(id)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_access_token(db: &Db, id: i64, token: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(db.sql("UPDATE users SET access_token = ? WHERE id = ?"))
+        .bind(token.to_string())
+        .bind(id)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_aff_code(db: &Db, id: i64, code: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(db.sql("UPDATE users SET aff_code = ? WHERE id = ?"))
+        .bind(code.to_string())
+        .bind(id)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}

@@ -161,6 +161,9 @@ pub fn test_env(database: &TestDatabase, extra: &[(&str, &str)]) -> HashMap<Stri
         ("WORKERS", "1"),
         ("HOST", "127.0.0.1"),
         ("PORT", "0"),
+        // Tests sign in often from one address; rate-limit tests lower these.
+        ("GLOBAL_API_RATE_LIMIT", "100000"),
+        ("CRITICAL_RATE_LIMIT", "100000"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -267,5 +270,106 @@ impl TestApp {
 
     pub async fn login_root(&self) -> Value {
         self.login("root", "123456").await
+    }
+}
+
+/// A signed-in client of a test app (its own cookie jar).
+pub struct Sess {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl Sess {
+    async fn send(&self, req: reqwest::RequestBuilder) -> Value {
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let text = res.text().await.expect("body");
+        serde_json::from_str(&text)
+            .unwrap_or_else(|_| json!({"_status": status.as_u16(), "_text": text}))
+    }
+    pub async fn get(&self, path: &str) -> Value {
+        self.send(self.client.get(format!("{}{path}", self.base)))
+            .await
+    }
+    pub async fn post(&self, path: &str, body: &Value) -> Value {
+        self.send(self.client.post(format!("{}{path}", self.base)).json(body))
+            .await
+    }
+    pub async fn put(&self, path: &str, body: &Value) -> Value {
+        self.send(self.client.put(format!("{}{path}", self.base)).json(body))
+            .await
+    }
+    pub async fn delete(&self, path: &str) -> Value {
+        self.send(self.client.delete(format!("{}{path}", self.base)))
+            .await
+    }
+}
+
+/// A unique short username (≤ 12 chars).
+pub fn uname(prefix: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}{}", &prefix[..prefix.len().min(4)], &id[..8])
+}
+
+impl TestApp {
+    /// A fresh client signed in as `username`.
+    pub async fn session(&self, username: &str, password: &str) -> Sess {
+        let s = Sess {
+            base: self.addr.clone(),
+            client: cookie_client(),
+        };
+        let body = s
+            .post(
+                "/api/user/login",
+                &json!({"username": username, "password": password}),
+            )
+            .await;
+        assert_eq!(body["success"], true, "login {username} failed: {body}");
+        s
+    }
+
+    pub async fn root(&self) -> Sess {
+        self.session("root", "123456").await
+    }
+
+    /// An anonymous client.
+    pub fn anon(&self) -> Sess {
+        Sess {
+            base: self.addr.clone(),
+            client: cookie_client(),
+        }
+    }
+
+    /// Creates a user (as root) with `role` 1 or 10 and returns (id, signed-in session).
+    pub async fn user_with_role(&self, role: i64) -> (i64, String, Sess) {
+        let root = self.root().await;
+        let name = uname(if role >= 10 { "adm" } else { "usr" });
+        let r = root
+            .post(
+                "/api/user/",
+                &json!({"username": name, "password": "password123"}),
+            )
+            .await;
+        assert_eq!(r["success"], true, "{r}");
+        if role >= 10 {
+            let r = root
+                .post(
+                    "/api/user/manage",
+                    &json!({"username": name, "action": "promote"}),
+                )
+                .await;
+            assert_eq!(r["success"], true, "{r}");
+        }
+        let id = self.user_id(&name).await;
+        let s = self.session(&name, "password123").await;
+        (id, name, s)
+    }
+
+    pub async fn user_id(&self, username: &str) -> i64 {
+        tollgate::store::users::get_by_username(self.db(), username)
+            .await
+            .unwrap()
+            .expect("user")
+            .id
     }
 }

@@ -5,8 +5,15 @@ mod mock_upstream;
 mod relay_helpers;
 
 mod billing;
+mod channels;
 mod foundation;
 mod import;
+mod logs;
 mod metrics;
+mod options;
+mod rate_limits;
+mod redemptions;
 mod relay_openai;
 mod relay_stream;
+mod tokens;
+mod users;

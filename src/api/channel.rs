@@ -1,0 +1,562 @@
+//! Channels (admin): CRUD with abilities rebuilt in the same transaction, the model catalogue,
+//! tests and balances. Keys are never returned and never logged.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::{Query, ok, ok_empty, page, q_str};
+use crate::auth::{AdminSession, UserSession};
+use crate::channel::catalog;
+use crate::error::{ApiError, ApiResult, AppError};
+use crate::state::AppState;
+use crate::store::channels::{self, Channel};
+use crate::store::logs;
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    AppError::bad_request(msg).into()
+}
+
+/// The channel without its key.
+pub fn channel_view(c: &Channel) -> Value {
+    json!({
+        "id": c.id,
+        "type": c.r#type,
+        "key": "",
+        "status": c.status,
+        "name": c.name,
+        "weight": c.weight,
+        "created_time": c.created_time,
+        "test_time": c.test_time,
+        "response_time": c.response_time,
+        "base_url": c.base_url,
+        "other": c.other,
+        "balance": c.balance,
+        "balance_updated_time": c.balance_updated_time,
+        "models": c.models,
+        "group": c.group,
+        "used_quota": c.used_quota,
+        "model_mapping": c.model_mapping,
+        "priority": c.priority,
+        "config": c.config,
+        "system_prompt": c.system_prompt,
+    })
+}
+
+/// Checks the fields a channel must satisfy before it is stored.
+pub fn validate_channel(c: &Channel) -> Result<(), String> {
+    if catalog::get(c.r#type).is_none() {
+        return Err(format!("未知的渠道类型：{}", c.r#type));
+    }
+    if !matches!(c.status, 1..=3) {
+        return Err("无效的渠道状态".into());
+    }
+    if !c.model_mapping.trim().is_empty() {
+        let v: Value = serde_json::from_str(&c.model_mapping)
+            .map_err(|_| "模型重定向必须是合法的 JSON 对象".to_string())?;
+        match v.as_object() {
+            Some(m) if m.values().all(Value::is_string) => {}
+            _ => return Err("模型重定向必须是字符串到字符串的 JSON 对象".into()),
+        }
+    }
+    if !c.config.trim().is_empty() {
+        let v: Value = serde_json::from_str(&c.config)
+            .map_err(|_| "config 必须是合法的 JSON 对象".to_string())?;
+        if !v.is_object() {
+            return Err("config 必须是 JSON 对象".into());
+        }
+    }
+    if c.group.split(',').all(|g| g.trim().is_empty()) {
+        return Err("渠道至少需要一个分组".into());
+    }
+    Ok(())
+}
+
+#[derive(Deserialize, Default)]
+pub struct ChannelBody {
+    #[serde(default)]
+    id: i64,
+    r#type: Option<i64>,
+    key: Option<String>,
+    status: Option<i64>,
+    name: Option<String>,
+    weight: Option<i64>,
+    base_url: Option<String>,
+    other: Option<String>,
+    models: Option<String>,
+    group: Option<String>,
+    model_mapping: Option<String>,
+    priority: Option<i64>,
+    config: Option<String>,
+    system_prompt: Option<String>,
+}
+
+impl ChannelBody {
+    /// `base` overlaid with the fields present in the body (an empty key keeps the old key).
+    fn merge(self, base: Channel) -> Channel {
+        Channel {
+            r#type: self.r#type.unwrap_or(base.r#type),
+            key: self
+                .key
+                .filter(|k| !k.trim().is_empty())
+                .unwrap_or(base.key),
+            status: self.status.unwrap_or(base.status),
+            name: self.name.unwrap_or(base.name),
+            weight: self.weight.unwrap_or(base.weight),
+            base_url: self.base_url.unwrap_or(base.base_url),
+            other: self.other.unwrap_or(base.other),
+            models: self.models.unwrap_or(base.models),
+            group: self.group.unwrap_or(base.group),
+            model_mapping: self.model_mapping.unwrap_or(base.model_mapping),
+            priority: self.priority.unwrap_or(base.priority),
+            config: self.config.unwrap_or(base.config),
+            system_prompt: self.system_prompt.unwrap_or(base.system_prompt),
+            ..base
+        }
+    }
+}
+
+/// `GET /api/channel/?p=`
+pub async fn list(
+    state: web::Data<AppState>,
+    _: AdminSession,
+    q: Query,
+) -> ApiResult<HttpResponse> {
+    let rows = channels::list(&state.db, page(&q)).await?;
+    Ok(ok(rows.iter().map(channel_view).collect::<Vec<_>>()))
+}
+
+/// `GET /api/channel/search?keyword=`
+pub async fn search(
+    state: web::Data<AppState>,
+    _: AdminSession,
+    q: Query,
+) -> ApiResult<HttpResponse> {
+    let rows = channels::search(&state.db, q_str(&q, "keyword")).await?;
+    Ok(ok(rows.iter().map(channel_view).collect::<Vec<_>>()))
+}
+
+async fn find(state: &AppState, id: i64) -> ApiResult<Channel> {
+    channels::get_by_id(&state.db, id)
+        .await?
+        .ok_or_else(|| bad("渠道不存在"))
+}
+
+/// `GET /api/channel/:id`
+pub async fn get(
+    state: web::Data<AppState>,
+    _: AdminSession,
+    id: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
+    Ok(ok(channel_view(&find(&state, id.into_inner()).await?)))
+}
+
+/// `POST /api/channel/` — one channel per non-empty line of `key`.
+pub async fn create(
+    state: web::Data<AppState>,
+    _: AdminSession,
+    body: web::Json<ChannelBody>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let keys: Vec<String> = b
+        .key
+        .clone()
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(String::from)
+        .collect();
+    if keys.is_empty() {
+        return Err(bad("渠道密钥不能为空"));
+    }
+    if keys.len() > 1000 {
+        return Err(bad("一次最多添加 1000 个渠道"));
+    }
+    let base = Channel {
+        status: channels::STATUS_ENABLED,
+        group: "default".into(),
+        ..Default::default()
+    };
+    let template = ChannelBody { key: None, ..b }.merge(base);
+    validate_channel(&template).map_err(bad)?;
+    let many = keys.len() > 1;
+    let batch: Vec<Channel> = keys
+        .into_iter()
+        .enumerate()
+        .map(|(i, key)| Channel {
+            key,
+            name: if many {
+                format!("{} {}", template.name, i + 1)
+            } else {
+                template.name.clone()
+            },
+            ..template.clone()
+        })
+        .collect();
+    channels::insert_many(&state.db, &batch).await?;
+    Ok(ok_empty())
+}
+
+/// `PUT /api/channel/` — partial update (`{id, status}` enables/disables).
+pub async fn update(
+    state: web::Data<AppState>,
+    _: AdminSession,
+    body: web::Json<ChannelBody>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let cur = find(&state, b.id).await?;
+    let next = b.merge(cur);
+    validate_channel(&next).map_err(bad)?;
+    channels::update(&state.db, &next).await?;
+    Ok(ok(channel_view(&find(&state, next.id).await?)))
+}
+
+/// `DELETE /api/channel/:id`
+pub async fn delete(
+    state: web::Data<AppState>,
+    _: AdminSession,
+    id: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
+    if !channels::delete(&state.db, id.into_inner()).await? {
+        return Err(bad("渠道不存在"));
+    }
+    Ok(ok_empty())
+}
+
+/// `DELETE /api/channel/disabled` → how many were deleted.
+pub async fn delete_disabled(
+    state: web::Data<AppState>,
+    _: AdminSession,
+) -> ApiResult<HttpResponse> {
+    Ok(ok(channels::delete_disabled(&state.db).await?))
+}
+
+fn model_object(id: &str, owner: &str) -> Value {
+    json!({
+        "id": id,
+        "object": "model",
+        "created": 1626777600,
+        "owned_by": owner,
+        "root": id,
+        "parent": null,
+    })
+}
+
+/// `GET /api/channel/models` — not enveloped, as One API.
+pub async fn models(_: AdminSession) -> HttpResponse {
+    let data: Vec<Value> = catalog::all_models()
+        .into_iter()
+        .map(|(m, owner)| model_object(m, owner))
+        .collect();
+    HttpResponse::Ok().json(json!({ "object": "list", "data": data }))
+}
+
+/// `GET /api/models` — channel type id → model names.
+pub async fn models_by_type(_: UserSession) -> HttpResponse {
+    let map: BTreeMap<String, Vec<&str>> = catalog::TYPES
+        .iter()
+        .map(|t| (t.id.to_string(), t.models.to_vec()))
+        .collect();
+    ok(map)
+}
+
+fn base_url(c: &Channel) -> String {
+    let base = if c.base_url.trim().is_empty() {
+        catalog::get(c.r#type).map(|t| t.base_url).unwrap_or("")
+    } else {
+        c.base_url.trim()
+    };
+    base.trim_end_matches('/').to_string()
+}
+
+/// Sends a minimal chat request through an OpenAI-compatible channel; Ok(elapsed ms, reply).
+async fn probe(state: &AppState, c: &Channel, model: &str) -> Result<(i64, String), String> {
+    let kind = catalog::get(c.r#type).ok_or("未知的渠道类型")?;
+    if !kind.openai_compatible {
+        return Err(format!(
+            "渠道类型 {} 的测试尚未实现（not supported yet）",
+            kind.name
+        ));
+    }
+    let base = base_url(c);
+    if base.is_empty() {
+        return Err("渠道未设置 Base URL".into());
+    }
+    let body = json!({
+        "model": model,
+        "messages": [{ "role": "user", "content": state.cfg.test_prompt }],
+        "max_tokens": 1,
+        "stream": false,
+    });
+    let started = Instant::now();
+    let res = state
+        .http
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(c.key.trim())
+        .timeout(std::time::Duration::from_secs(60))
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| format!("请求失败：{}", e.without_url()))?;
+    let status = res.status();
+    let v: Value = res
+        .json()
+        .await
+        .map_err(|_| format!("上游返回了无法解析的响应（HTTP {status}）"))?;
+    let elapsed = started.elapsed().as_millis() as i64;
+    if !status.is_success() {
+        let msg = v["error"]["message"].as_str().unwrap_or("未知错误");
+        return Err(format!("HTTP {status}: {msg}"));
+    }
+    match v["choices"][0]["message"]["content"].as_str() {
+        Some(s) => Ok((elapsed, s.to_string())),
+        None => Err("上游响应中没有 choices[0].message.content".into()),
+    }
+}
+
+/// The model a test uses: the requested one when the channel has it, else its first model.
+fn test_model(c: &Channel, requested: &str) -> String {
+    let models: Vec<&str> = c
+        .models
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .collect();
+    let want = if requested.is_empty() {
+        "gpt-3.5-turbo"
+    } else {
+        requested
+    };
+    if models.contains(&want) || models.is_empty() {
+        want.to_string()
+    } else {
+        models[0].to_string()
+    }
+}
+
+async fn run_test(state: &AppState, c: &Channel, requested: &str) -> (bool, String, f64) {
+    let model = test_model(c, requested);
+    let outcome = probe(state, c, &model).await;
+    let (success, message, ms) = match outcome {
+        Ok((ms, reply)) => (true, reply, ms),
+        Err(e) => (false, e, 0),
+    };
+    if success && let Err(e) = channels::set_test_result(&state.db, c.id, ms).await {
+        tracing::warn!(error = %e, channel = c.id, "cannot record a channel test");
+    }
+    let content = if success {
+        format!("渠道 {} 测试成功，响应：{}", c.name, message)
+    } else {
+        format!("渠道 {} 测试失败，错误：{}", c.name, message)
+    };
+    let row = logs::Log {
+        created_at: crate::store::now(),
+        r#type: logs::TYPE_TEST,
+        content,
+        model_name: model,
+        channel_id: c.id,
+        elapsed_time: ms,
+        ..Default::default()
+    };
+    if let Err(e) = logs::insert(&state.log_db, &state.log_db.pool, &row).await {
+        tracing::warn!(error = %e, "cannot write a test log");
+    }
+    (success, message, ms as f64 / 1000.0)
+}
+
+/// `GET /api/channel/test/:id?model=` → `{success, message, time, modelName}`.
+pub async fn test(
+    state: web::Data<AppState>,
+    _: AdminSession,
+    id: web::Path<i64>,
+    q: Query,
+) -> ApiResult<HttpResponse> {
+    let c = find(&state, id.into_inner()).await?;
+    let requested = q_str(&q, "model").to_string();
+    let (success, message, time) = run_test(&state, &c, &requested).await;
+    Ok(HttpResponse::Ok().json(json!({
+        "success": success,
+        "message": message,
+        "time": time,
+        "modelName": requested,
+    })))
+}
+
+static TESTING: AtomicBool = AtomicBool::new(false);
+
+/// `GET /api/channel/test[?scope=all|disabled]` — tests in the background, one run at a time.
+pub async fn test_all(
+    state: web::Data<AppState>,
+    _: AdminSession,
+    q: Query,
+) -> ApiResult<HttpResponse> {
+    if TESTING.swap(true, Ordering::SeqCst) {
+        return Err(bad("测试已在运行中"));
+    }
+    let only_disabled = q_str(&q, "scope") == "disabled";
+    let state = state.get_ref().clone();
+    tokio::spawn(async move {
+        match channels::all(&state.db).await {
+            Ok(all) => {
+                for c in all {
+                    if only_disabled && c.status == channels::STATUS_ENABLED {
+                        continue;
+                    }
+                    run_test(&state, &c, "").await;
+                    tokio::time::sleep(state.cfg.polling_interval).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "channel test: cannot list channels"),
+        }
+        TESTING.store(false, Ordering::SeqCst);
+    });
+    Ok(ok_empty())
+}
+
+async fn get_json(state: &AppState, url: String, key: &str) -> Result<Value, String> {
+    let res = state
+        .http
+        .get(url)
+        .bearer_auth(key.trim())
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await
+        .map_err(|e| format!("请求失败：{}", e.without_url()))?;
+    let status = res.status();
+    if !status.is_success() {
+        return Err(format!("上游返回 HTTP {status}"));
+    }
+    res.json()
+        .await
+        .map_err(|_| "上游返回了无法解析的响应".to_string())
+}
+
+/// Queries a channel's provider for its balance (USD or the provider's unit).
+async fn fetch_balance(state: &AppState, c: &Channel) -> Result<f64, String> {
+    let base = base_url(c);
+    let num = |v: &Value| {
+        v.as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    };
+    match c.r#type {
+        1 | 8 => {
+            let sub = get_json(
+                state,
+                format!("{base}/v1/dashboard/billing/subscription"),
+                &c.key,
+            )
+            .await?;
+            let hard = num(&sub["hard_limit_usd"]).ok_or("无法解析订阅额度")?;
+            let now = crate::store::now();
+            let today = crate::api::user::utc_day(now);
+            let start = format!("{}-01", &today[..7]);
+            let usage = get_json(
+                state,
+                format!("{base}/v1/dashboard/billing/usage?start_date={start}&end_date={today}"),
+                &c.key,
+            )
+            .await?;
+            let used = num(&usage["total_usage"]).unwrap_or(0.0);
+            Ok(hard - used / 100.0)
+        }
+        36 => {
+            let v = get_json(state, format!("{base}/user/balance"), &c.key).await?;
+            let infos = v["balance_infos"].as_array().ok_or("无法解析余额")?;
+            let usd = infos
+                .iter()
+                .find(|i| i["currency"] == "USD")
+                .or(infos.first());
+            usd.and_then(|i| num(&i["total_balance"]))
+                .ok_or_else(|| "无法解析余额".into())
+        }
+        20 => {
+            let v = get_json(state, format!("{base}/v1/credits"), &c.key).await?;
+            let total = num(&v["data"]["total_credits"]).ok_or("无法解析余额")?;
+            Ok(total - num(&v["data"]["total_usage"]).unwrap_or(0.0))
+        }
+        44 => {
+            let v = get_json(state, format!("{base}/v1/user/info"), &c.key).await?;
+            num(&v["data"]["totalBalance"]).ok_or_else(|| "无法解析余额".into())
+        }
+        _ => Err("尚未实现".into()),
+    }
+}
+
+/// `GET /api/channel/update_balance/:id` → `{success, message, balance}`.
+pub async fn update_balance(
+    state: web::Data<AppState>,
+    _: AdminSession,
+    id: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
+    let c = find(&state, id.into_inner()).await?;
+    match fetch_balance(&state, &c).await {
+        Ok(balance) => {
+            channels::set_balance(&state.db, c.id, balance).await?;
+            Ok(HttpResponse::Ok()
+                .json(json!({ "success": true, "message": "", "balance": balance })))
+        }
+        Err(msg) => {
+            Ok(HttpResponse::Ok().json(json!({ "success": false, "message": msg, "balance": 0 })))
+        }
+    }
+}
+
+/// `GET /api/channel/update_balance` — updates every enabled channel with a balance API.
+pub async fn update_all_balances(
+    state: web::Data<AppState>,
+    _: AdminSession,
+) -> ApiResult<HttpResponse> {
+    for c in channels::all(&state.db).await? {
+        if c.status != channels::STATUS_ENABLED || !matches!(c.r#type, 1 | 8 | 20 | 36 | 44) {
+            continue;
+        }
+        match fetch_balance(&state, &c).await {
+            Ok(b) => channels::set_balance(&state.db, c.id, b).await?,
+            Err(msg) => tracing::info!(channel = c.id, %msg, "balance not updated"),
+        }
+    }
+    Ok(ok_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_rules() {
+        let ok = Channel {
+            r#type: 1,
+            status: 1,
+            group: "default".into(),
+            ..Default::default()
+        };
+        assert!(validate_channel(&ok).is_ok());
+        let with = |f: fn(&mut Channel)| {
+            let mut c = ok.clone();
+            f(&mut c);
+            validate_channel(&c)
+        };
+        assert!(with(|c| c.r#type = 999).is_err());
+        assert!(with(|c| c.model_mapping = "[1]".into()).is_err());
+        assert!(with(|c| c.model_mapping = r#"{"a":1}"#.into()).is_err());
+        assert!(with(|c| c.model_mapping = r#"{"a":"b"}"#.into()).is_ok());
+        assert!(with(|c| c.config = "nope".into()).is_err());
+        assert!(with(|c| c.group = " , ".into()).is_err());
+        assert!(with(|c| c.status = 9).is_err());
+    }
+
+    #[test]
+    fn test_model_choice() {
+        let c = Channel {
+            models: "a, b".into(),
+            ..Default::default()
+        };
+        assert_eq!(test_model(&c, "b"), "b");
+        assert_eq!(test_model(&c, "zz"), "a");
+    }
+}
