@@ -155,6 +155,14 @@ pub async fn get(
     Ok(ok(channel_view(&find(&state, id.into_inner()).await?)))
 }
 
+/// Rebuilds the relay's routing table after a channel write, so the change is used at once.
+/// A failure is logged: the periodic sync rebuilds it again within `SYNC_FREQUENCY`.
+async fn channels_changed(state: &AppState) {
+    if let Err(e) = crate::relay::reload_routing(state).await {
+        tracing::error!("rebuilding the routing table after a channel change: {e}");
+    }
+}
+
 /// `POST /api/channel/` — one channel per non-empty line of `key`.
 pub async fn create(
     state: web::Data<AppState>,
@@ -199,6 +207,7 @@ pub async fn create(
         })
         .collect();
     channels::insert_many(&state.db, &batch).await?;
+    channels_changed(&state).await;
     Ok(ok_empty())
 }
 
@@ -213,6 +222,7 @@ pub async fn update(
     let next = b.merge(cur);
     validate_channel(&next).map_err(bad)?;
     channels::update(&state.db, &next).await?;
+    channels_changed(&state).await;
     Ok(ok(channel_view(&find(&state, next.id).await?)))
 }
 
@@ -225,6 +235,7 @@ pub async fn delete(
     if !channels::delete(&state.db, id.into_inner()).await? {
         return Err(bad("渠道不存在"));
     }
+    channels_changed(&state).await;
     Ok(ok_empty())
 }
 
@@ -233,7 +244,9 @@ pub async fn delete_disabled(
     state: web::Data<AppState>,
     _: AdminSession,
 ) -> ApiResult<HttpResponse> {
-    Ok(ok(channels::delete_disabled(&state.db).await?))
+    let deleted = channels::delete_disabled(&state.db).await?;
+    channels_changed(&state).await;
+    Ok(ok(deleted))
 }
 
 fn model_object(id: &str, owner: &str) -> Value {

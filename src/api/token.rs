@@ -194,6 +194,8 @@ pub async fn update(
         }
     }
     tokens::update(&state.db, cur.id, s.user.id, &u).await?;
+    // The relay caches tokens by key: drop this one so the change holds at once.
+    state.relay.invalidate_token(&cur.key);
     Ok(ok(token_view(&own(&state, &s, cur.id).await?)))
 }
 
@@ -203,8 +205,16 @@ pub async fn delete(
     s: UserSession,
     id: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
-    if !tokens::delete(&state.db, id.into_inner(), s.user.id).await? {
+    let id = id.into_inner();
+    let key = tokens::get_by_id(&state.db, id)
+        .await?
+        .filter(|t| t.user_id == s.user.id)
+        .map(|t| t.key);
+    if !tokens::delete(&state.db, id, s.user.id).await? {
         return Err(bad("令牌不存在"));
+    }
+    if let Some(key) = key {
+        state.relay.invalidate_token(&key);
     }
     Ok(ok_empty())
 }

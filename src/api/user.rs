@@ -318,6 +318,7 @@ pub async fn delete_self(
         return Err(bad("不能删除超级管理员账户"));
     }
     users::soft_delete(&state.db, s.user.id).await?;
+    state.relay.invalidate_user(s.user.id);
     session.purge();
     Ok(ok_empty())
 }
@@ -595,6 +596,7 @@ pub async fn update(
         password_hash,
     };
     users::admin_update(&state.db, &state.db.pool, target.id, &upd, quota, &group).await?;
+    state.relay.invalidate_user(target.id);
     if quota != target.quota {
         let o = state.options.load();
         let msg = format!(
@@ -667,6 +669,7 @@ pub async fn manage(
         }
         _ => return Err(bad("无效的参数")),
     }
+    state.relay.invalidate_user(target.id);
     let after = users::get_by_id(db, target.id).await?.unwrap_or(target);
     Ok(ok(json!({ "role": after.role, "status": after.status })))
 }
@@ -685,6 +688,7 @@ pub async fn delete(
         return Err(bad("无法删除超级管理员用户"));
     }
     users::soft_delete(&state.db, target.id).await?;
+    state.relay.invalidate_user(target.id);
     Ok(ok_empty())
 }
 

@@ -9,6 +9,7 @@ mod channels;
 mod foundation;
 mod import;
 mod logs;
+mod management_relay;
 mod metrics;
 mod options;
 mod rate_limits;

@@ -1,0 +1,108 @@
+//! The management API and the relay together: what an operator changes in the dashboard takes
+//! effect on the next relay request, not after a cache TTL or a sync period.
+
+use serde_json::{Value, json};
+
+use crate::db_test;
+use crate::helpers::{Backend, spawn_app};
+use crate::mock_upstream::{MockUpstream, Reply, chat_completion};
+use crate::relay_helpers::{post, token, user};
+
+db_test!(dashboard_changes_take_effect_at_once);
+
+fn chat() -> Value {
+    json!({"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}]})
+}
+
+async fn dashboard_changes_take_effect_at_once(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let upstream = MockUpstream::start(|_| Reply::json(200, chat_completion("ok", 5, 3))).await;
+    app.login_root().await;
+
+    // A channel created through /api is routed to at once.
+    let res: Value = app
+        .post_json(
+            "/api/channel/",
+            &json!({"type": 1, "name": "mock", "key": "sk-upstream", "base_url": upstream.url,
+                    "models": "gpt-3.5-turbo", "group": "default"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(res["success"], true, "{res}");
+    let created: Value = app
+        .post_json(
+            "/api/token/",
+            &json!({"name": "mine", "unlimited_quota": true, "expired_time": -1}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(created["success"], true, "{created}");
+    let (token_id, key) = (
+        created["data"]["id"].as_i64().unwrap(),
+        created["data"]["key"].as_str().unwrap().to_string(),
+    );
+    let res = post(&app, &key, "/v1/chat/completions", &chat()).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+
+    // Disabling the token in the dashboard refuses the very next call.
+    let res: Value = app
+        .client
+        .put(app.url("/api/token/?status_only=1"))
+        .json(&json!({"id": token_id, "status": 2}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(res["success"], true, "{res}");
+    let res = post(&app, &key, "/v1/chat/completions", &chat()).await;
+    assert_eq!(res.status(), 401);
+
+    // Disabling a user refuses their tokens at once.
+    let uid = user(&app, 1_000_000, "default", 1).await;
+    let (_, ukey) = token(&app, uid, None).await;
+    let res = post(&app, &ukey, "/v1/chat/completions", &chat()).await;
+    assert_eq!(res.status(), 200);
+    let name = tollgate::store::users::get_by_id(app.db(), uid)
+        .await
+        .unwrap()
+        .unwrap()
+        .username;
+    let res: Value = app
+        .post_json(
+            "/api/user/manage",
+            &json!({"username": name, "action": "disable"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(res["success"], true, "{res}");
+    let res = post(&app, &ukey, "/v1/chat/completions", &chat()).await;
+    assert_eq!(res.status(), 403);
+
+    // Deleting the channel leaves no channel for the model.
+    let list: Value = app.get("/api/channel/").await.json().await.unwrap();
+    let cid = list["data"][0]["id"].as_i64().unwrap();
+    let res: Value = app
+        .client
+        .delete(app.url(&format!("/api/channel/{cid}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(res["success"], true);
+    let (_, rkey) = token(&app, 1, None).await;
+    let res = post(&app, &rkey, "/v1/chat/completions", &chat()).await;
+    assert_eq!(res.status(), 503);
+    app.finish().await;
+}
