@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod import;
 pub mod metrics;
+pub mod openapi;
 pub mod options;
 pub mod relay;
 pub mod startup;

@@ -204,6 +204,7 @@ fn v1_json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error 
 /// error comes back in that family's format.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(crate::metrics::scrape))
+        .route("/api/openapi.json", web::get().to(crate::openapi::serve))
         .service(
             web::scope("/api")
                 .app_data(

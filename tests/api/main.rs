@@ -11,6 +11,7 @@ mod import;
 mod logs;
 mod management_relay;
 mod metrics;
+mod openapi;
 mod options;
 mod rate_limits;
 mod redemptions;
