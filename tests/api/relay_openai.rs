@@ -6,7 +6,7 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::db_test;
-use crate::helpers::{Backend, spawn_app};
+use crate::helpers::{Backend, spawn_app, spawn_app_with};
 use crate::mock_upstream::chat_completion;
 use crate::relay_helpers::*;
 
@@ -21,6 +21,7 @@ db_test!(
     models_and_dashboard,
     not_implemented_routes,
     model_mapping_and_system_prompt_apply_before_sending_and_pricing,
+    metric_monitor_disables_a_failing_channel,
 );
 
 fn chat_body() -> Value {
@@ -739,5 +740,52 @@ async fn model_mapping_and_system_prompt_apply_before_sending_and_pricing(backen
     );
     settled(&app).await;
     assert_eq!(user_row(&app, vip).await.quota, 1_000_000 - 225);
+    app.finish().await;
+}
+
+async fn metric_monitor_disables_a_failing_channel(backend: Backend) {
+    let Some(app) = spawn_app_with(
+        backend,
+        &[
+            ("ENABLE_METRIC", "true"),
+            ("METRIC_QUEUE_SIZE", "4"),
+            ("METRIC_SUCCESS_RATE_THRESHOLD", "0.8"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(503).set_body_json(json!({"error":{"message":"overloaded"}})),
+        )
+        .mount(&mock)
+        .await;
+    let cid = channel(&app, &mock.uri(), "gpt-3.5-turbo").await;
+    let uid = user(&app, 1_000_000, "default", 1).await;
+    let (_, k) = token(&app, uid, None).await;
+    for _ in 0..4 {
+        assert_eq!(
+            post(&app, &k, "/v1/chat/completions", &chat_body())
+                .await
+                .status(),
+            503
+        );
+    }
+    assert_eq!(channel_row(&app, cid).await.status, 3);
+    let res = post(&app, &k, "/v1/chat/completions", &chat_body()).await;
+    let b: Value = res.json().await.unwrap();
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("无可用渠道"),
+        "{b}"
+    );
+    // User-side refusals never count against a channel.
+    settled(&app).await;
+    assert_eq!(user_row(&app, uid).await.quota, 1_000_000);
     app.finish().await;
 }

@@ -18,6 +18,7 @@ db_test!(
     mid_stream_drop_bills_what_was_delivered,
     client_disconnect_cancels_and_bills_delivered,
     slow_first_token_is_retried_elsewhere,
+    enforce_include_usage_asks_every_channel,
 );
 
 fn stream_body(include_usage: bool) -> Value {
@@ -230,6 +231,26 @@ async fn slow_first_token_is_retried_elsewhere(backend: Backend) {
     let logs = consume_logs(&app, uid).await;
     assert_eq!(logs.len(), 1);
     assert_eq!(logs[0].channel_id, fast_id);
+    // ceil(0.25 * (9 + 3)) = 3
+    assert_eq!(user_row(&app, uid).await.quota, 1_000_000 - 3);
+    app.finish().await;
+}
+
+async fn enforce_include_usage_asks_every_channel(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, &[("ENFORCE_INCLUDE_USAGE", "true")]).await else {
+        return;
+    };
+    let up = MockUpstream::start(|_| Reply::sse(&chat_stream(&["a"], Some((9, 1)), true))).await;
+    channel_with(&app, &up.url, "gpt-3.5-turbo", |c| c.r#type = 50).await;
+    let uid = user(&app, 1_000_000, "default", 1).await;
+    let (_, k) = token(&app, uid, None).await;
+    let text = read_all(post(&app, &k, "/v1/chat/completions", &stream_body(false)).await).await;
+    assert!(!text.contains("usage"));
+    let r = &up.requests()[0];
+    // Type 50 (OpenAI-compatible): base + path minus /v1.
+    assert_eq!(r.path, "/chat/completions");
+    assert_eq!(r.json()["stream_options"]["include_usage"], true);
+    settled(&app).await;
     // ceil(0.25 * (9 + 3)) = 3
     assert_eq!(user_row(&app, uid).await.quota, 1_000_000 - 3);
     app.finish().await;
