@@ -326,6 +326,26 @@ fn parse_request(req: &HttpRequest, mode: RelayMode, raw: &Bytes) -> Result<Requ
     {
         return Err(AppError::bad_request("max_tokens is invalid"));
     }
+    if let Some(json) = &meta.json {
+        let has = |k: &str| json.get(k).is_some_and(|v| !v.is_null());
+        match mode {
+            RelayMode::ChatCompletions
+                if json
+                    .get("messages")
+                    .and_then(Value::as_array)
+                    .is_none_or(|m| m.is_empty()) =>
+            {
+                return Err(AppError::bad_request("field messages is required"));
+            }
+            RelayMode::Completions if !has("prompt") => {
+                return Err(AppError::bad_request("field prompt is required"));
+            }
+            RelayMode::Moderations | RelayMode::Embeddings if !has("input") => {
+                return Err(AppError::bad_request("field input is required"));
+            }
+            _ => {}
+        }
+    }
     if !mode.is_streamable() {
         meta.stream = false;
     }

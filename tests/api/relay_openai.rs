@@ -235,7 +235,7 @@ async fn quota_refusals_and_no_channel(backend: Backend) {
         &app,
         &k,
         "/v1/chat/completions",
-        &json!({"model": "gpt-4", "messages": []}),
+        &json!({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}),
     )
     .await;
     assert_eq!(res.status(), 503);
@@ -328,7 +328,7 @@ async fn retries_go_to_another_channel_on_5xx_and_429_not_400(backend: Backend) 
         &app,
         &k,
         "/v1/chat/completions",
-        &json!({"model":"m429","messages":[]}),
+        &json!({"model":"m429","messages":[{"role":"user","content":"hi"}]}),
     )
     .await;
     assert_eq!(res.status(), 503);
@@ -342,7 +342,7 @@ async fn retries_go_to_another_channel_on_5xx_and_429_not_400(backend: Backend) 
         &app,
         &k,
         "/v1/chat/completions",
-        &json!({"model":"m429","messages":[]}),
+        &json!({"model":"m429","messages":[{"role":"user","content":"hi"}]}),
     )
     .await;
     assert_eq!(res.status(), 429);
@@ -442,7 +442,7 @@ async fn auto_disable_on_invalid_key(backend: Backend) {
         &app,
         &k,
         "/v1/chat/completions",
-        &json!({"model":"m2","messages":[]}),
+        &json!({"model":"m2","messages":[{"role":"user","content":"hi"}]}),
     )
     .await;
     assert_eq!(res.status(), 401);
@@ -665,6 +665,38 @@ async fn not_implemented_routes(backend: Backend) {
         let b: Value = res.json().await.unwrap();
         assert_eq!(b["error"]["code"], "api_not_implemented");
     }
+    // One API's request validation: 400 before anything is reserved.
+    for (p, b) in [
+        (
+            "/v1/chat/completions",
+            json!({"model":"gpt-4","messages":[]}),
+        ),
+        ("/v1/completions", json!({"model":"gpt-4"})),
+        ("/v1/embeddings", json!({"model":"text-embedding-ada-002"})),
+        (
+            "/v1/chat/completions",
+            json!({"messages":[{"role":"user","content":"hi"}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model":"gpt-4","max_tokens":-1,"messages":[{"role":"user","content":"hi"}]}),
+        ),
+    ] {
+        let res = post(&app, &k, p, &b).await;
+        assert_eq!(res.status(), 400, "{p} {b}");
+    }
+    let res = app
+        .client
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(format!("sk-{k}"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let b: Value = res.json().await.unwrap();
+    assert_eq!(b["error"]["type"], "invalid_request_error");
     // Oversized body: 413 in OpenAI's shape.
     let big = "x".repeat(2 * 1024 * 1024);
     let app2 = crate::helpers::start_on(
