@@ -630,6 +630,33 @@ async fn models_and_dashboard(backend: Backend) {
     let b: Value = res.json().await.unwrap();
     assert_eq!(b["error"]["code"], "model_not_found");
 
+    // CORS as One API: preflight without a key, origin echoed on answers.
+    let res = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/v1/chat/completions"))
+        .header("Origin", "https://chat.example")
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://chat.example"
+    );
+    let res = app
+        .client
+        .get(app.url("/v1/models"))
+        .bearer_auth(format!("sk-{k}"))
+        .header("Origin", "https://chat.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://chat.example"
+    );
+
     // 250000 quota = $0.5
     for p in [
         "/dashboard/billing/subscription",
