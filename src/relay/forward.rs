@@ -444,6 +444,7 @@ fn pick_channel(
         })
 }
 
+#[tracing::instrument(skip_all, fields(token_id = auth.token.id, channel_id, model))]
 async fn relay(
     req: HttpRequest,
     payload: web::Payload,
@@ -455,6 +456,7 @@ async fn relay(
     let state: AppState = state.get_ref().clone();
     let raw = read_body(payload, state.cfg.relay_max_body).await?;
     let meta = parse_request(&req, mode, &raw)?;
+    tracing::Span::current().record("model", meta.model.as_str());
     auth.check_model(&meta.model)?;
     let opts = state.options.load();
     let ratios = state.relay.ratios(&opts);
