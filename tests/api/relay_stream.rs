@@ -20,6 +20,7 @@ db_test!(
     slow_first_token_is_retried_elsewhere,
     enforce_include_usage_asks_every_channel,
     connect_errors_and_timeouts_are_retried,
+    idle_upstream_stream_is_cut_and_billed,
 );
 
 fn stream_body(include_usage: bool) -> Value {
@@ -295,5 +296,34 @@ async fn connect_errors_and_timeouts_are_retried(backend: Backend) {
     assert_eq!(logs[0].channel_id, good_id);
     // ceil(0.25 * (10 + 30)) = 10
     assert_eq!(user_row(&app, uid).await.quota, 1_000_000 - 10);
+    app.finish().await;
+}
+
+async fn idle_upstream_stream_is_cut_and_billed(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, &[("RELAY_IDLE_TIMEOUT", "1")]).await else {
+        return;
+    };
+    let up = MockUpstream::start(|_| {
+        let mut r = Reply::sse(&chat_stream(&["Hello", " world", " later"], None, true));
+        r.parts[2].0 = Duration::from_secs(6);
+        r
+    })
+    .await;
+    channel_with(&app, &up.url, "gpt-4", |c| c.r#type = 8).await;
+    let uid = user(&app, 1_000_000, "default", 1).await;
+    let (_, k) = token(&app, uid, None).await;
+    let mut body = stream_body(false);
+    body["model"] = json!("gpt-4");
+    let started = std::time::Instant::now();
+    let text = read_all(post(&app, &k, "/v1/chat/completions", &body).await).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "cut by the idle timeout"
+    );
+    assert!(text.contains("world") && !text.contains("later"), "{text}");
+    assert!(text.ends_with("data: [DONE]\n\n"));
+    settled(&app).await;
+    // "Hello world" = 2 tokens: 15 * (8 + 2 * 2) = 180
+    assert_eq!(user_row(&app, uid).await.quota, 1_000_000 - 180);
     app.finish().await;
 }
