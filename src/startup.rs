@@ -235,7 +235,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     V1Error(AppError::bad_request(format!("invalid path: {e}"))).into()
                 }))
                 .configure(crate::relay::configure)
-                .default_service(web::to(v1_not_found)),
+                .default_service(web::to(v1_not_found))
+                .wrap(from_fn(crate::relay::handlers::cors)),
         )
         .configure(crate::relay::configure_dashboard)
         .default_service(web::to(crate::web::index));

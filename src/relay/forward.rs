@@ -326,6 +326,26 @@ fn parse_request(req: &HttpRequest, mode: RelayMode, raw: &Bytes) -> Result<Requ
     {
         return Err(AppError::bad_request("max_tokens is invalid"));
     }
+    if let Some(json) = &meta.json {
+        let has = |k: &str| json.get(k).is_some_and(|v| !v.is_null());
+        match mode {
+            RelayMode::ChatCompletions
+                if json
+                    .get("messages")
+                    .and_then(Value::as_array)
+                    .is_none_or(|m| m.is_empty()) =>
+            {
+                return Err(AppError::bad_request("field messages is required"));
+            }
+            RelayMode::Completions if !has("prompt") => {
+                return Err(AppError::bad_request("field prompt is required"));
+            }
+            RelayMode::Moderations | RelayMode::Embeddings if !has("input") => {
+                return Err(AppError::bad_request("field input is required"));
+            }
+            _ => {}
+        }
+    }
     if !mode.is_streamable() {
         meta.stream = false;
     }
@@ -424,6 +444,7 @@ fn pick_channel(
         })
 }
 
+#[tracing::instrument(skip_all, fields(token_id = auth.token.id, channel_id, model))]
 async fn relay(
     req: HttpRequest,
     payload: web::Payload,
@@ -435,6 +456,7 @@ async fn relay(
     let state: AppState = state.get_ref().clone();
     let raw = read_body(payload, state.cfg.relay_max_body).await?;
     let meta = parse_request(&req, mode, &raw)?;
+    tracing::Span::current().record("model", meta.model.as_str());
     auth.check_model(&meta.model)?;
     let opts = state.options.load();
     let ratios = state.relay.ratios(&opts);

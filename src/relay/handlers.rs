@@ -1,7 +1,11 @@
 //! The relay's non-forwarding handlers: model lists, One API's dashboard billing endpoints, and
 //! the routes One API does not implement.
 
-use actix_web::{HttpResponse, web};
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 use super::auth::{TokenAuth, allowed_models};
@@ -150,4 +154,47 @@ pub async fn not_implemented(_auth: TokenAuth) -> V1Result<HttpResponse> {
         message: "API not implemented".into(),
     }
     .into())
+}
+
+/// CORS for the relay as One API: any origin (echoed, with credentials), any header, the usual
+/// methods. Browser chat front-ends call `/v1` directly.
+pub async fn cors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let origin = req.headers().get("origin").cloned();
+    let mut res = next.call(req).await?;
+    if let Some(origin) = origin {
+        let h = res.headers_mut();
+        h.insert(
+            HeaderName::from_static("access-control-allow-origin"),
+            origin,
+        );
+        h.insert(
+            HeaderName::from_static("access-control-allow-credentials"),
+            HeaderValue::from_static("true"),
+        );
+        h.insert(
+            HeaderName::from_static("access-control-allow-methods"),
+            HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
+        );
+        h.insert(
+            HeaderName::from_static("access-control-allow-headers"),
+            HeaderValue::from_static("*"),
+        );
+        h.insert(
+            HeaderName::from_static("access-control-max-age"),
+            HeaderValue::from_static("43200"),
+        );
+    }
+    Ok(res)
+}
+
+/// Answers CORS preflight requests (`OPTIONS`) without authentication.
+pub async fn preflight(req: HttpRequest) -> HttpResponse {
+    let mut res = HttpResponse::NoContent();
+    if let Some(h) = req.headers().get("access-control-request-headers") {
+        res.insert_header(("Access-Control-Allow-Headers", h.clone()));
+    }
+    res.finish()
 }

@@ -171,6 +171,10 @@ pub fn spawn_sync(state: AppState) {
 /// The `/v1` relay routes (mounted inside the `/v1` scope).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(
+        "/{tail:.*}",
+        web::method(actix_web::http::Method::OPTIONS).to(handlers::preflight),
+    )
+    .route(
         "/chat/completions",
         web::post().to(forward::chat_completions),
     )
@@ -241,6 +245,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// One API's `/dashboard/billing/*` routes (mounted at the root).
 pub fn configure_dashboard(cfg: &mut web::ServiceConfig) {
     cfg.route(
+        "/dashboard/{tail:.*}",
+        web::method(actix_web::http::Method::OPTIONS).to(handlers::preflight),
+    )
+    .route(
         "/dashboard/billing/subscription",
         web::get().to(handlers::subscription),
     )

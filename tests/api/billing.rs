@@ -109,7 +109,7 @@ async fn ledger_balances_with_top_ups_and_failures(backend: Backend) {
             &app,
             &k,
             "/v1/chat/completions",
-            &json!({"model":"broken","messages":[]}),
+            &json!({"model":"broken","messages":[{"role":"user","content":"hi"}]}),
         )
         .await;
         assert_eq!(res.status(), 502);

@@ -38,8 +38,9 @@ fn registered(file: &str, function: &str, prefix: &str) -> BTreeSet<(String, Str
         else {
             continue;
         };
-        if method == "route" {
-            continue; // any-method routes: the 501 "not implemented" family
+        if method == "route" || method == "method" {
+            // Any-method routes (the 501 "not implemented" family) and CORS preflight catch-alls.
+            continue;
         }
         out.insert((method.to_string(), format!("{prefix}{path}")));
     }

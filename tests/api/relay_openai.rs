@@ -6,7 +6,7 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::db_test;
-use crate::helpers::{Backend, spawn_app};
+use crate::helpers::{Backend, spawn_app, spawn_app_with};
 use crate::mock_upstream::chat_completion;
 use crate::relay_helpers::*;
 
@@ -21,6 +21,7 @@ db_test!(
     models_and_dashboard,
     not_implemented_routes,
     model_mapping_and_system_prompt_apply_before_sending_and_pricing,
+    metric_monitor_disables_a_failing_channel,
 );
 
 fn chat_body() -> Value {
@@ -234,7 +235,7 @@ async fn quota_refusals_and_no_channel(backend: Backend) {
         &app,
         &k,
         "/v1/chat/completions",
-        &json!({"model": "gpt-4", "messages": []}),
+        &json!({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}),
     )
     .await;
     assert_eq!(res.status(), 503);
@@ -327,7 +328,7 @@ async fn retries_go_to_another_channel_on_5xx_and_429_not_400(backend: Backend) 
         &app,
         &k,
         "/v1/chat/completions",
-        &json!({"model":"m429","messages":[]}),
+        &json!({"model":"m429","messages":[{"role":"user","content":"hi"}]}),
     )
     .await;
     assert_eq!(res.status(), 503);
@@ -341,7 +342,7 @@ async fn retries_go_to_another_channel_on_5xx_and_429_not_400(backend: Backend) 
         &app,
         &k,
         "/v1/chat/completions",
-        &json!({"model":"m429","messages":[]}),
+        &json!({"model":"m429","messages":[{"role":"user","content":"hi"}]}),
     )
     .await;
     assert_eq!(res.status(), 429);
@@ -441,7 +442,7 @@ async fn auto_disable_on_invalid_key(backend: Backend) {
         &app,
         &k,
         "/v1/chat/completions",
-        &json!({"model":"m2","messages":[]}),
+        &json!({"model":"m2","messages":[{"role":"user","content":"hi"}]}),
     )
     .await;
     assert_eq!(res.status(), 401);
@@ -629,6 +630,33 @@ async fn models_and_dashboard(backend: Backend) {
     let b: Value = res.json().await.unwrap();
     assert_eq!(b["error"]["code"], "model_not_found");
 
+    // CORS as One API: preflight without a key, origin echoed on answers.
+    let res = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/v1/chat/completions"))
+        .header("Origin", "https://chat.example")
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://chat.example"
+    );
+    let res = app
+        .client
+        .get(app.url("/v1/models"))
+        .bearer_auth(format!("sk-{k}"))
+        .header("Origin", "https://chat.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://chat.example"
+    );
+
     // 250000 quota = $0.5
     for p in [
         "/dashboard/billing/subscription",
@@ -664,6 +692,38 @@ async fn not_implemented_routes(backend: Backend) {
         let b: Value = res.json().await.unwrap();
         assert_eq!(b["error"]["code"], "api_not_implemented");
     }
+    // One API's request validation: 400 before anything is reserved.
+    for (p, b) in [
+        (
+            "/v1/chat/completions",
+            json!({"model":"gpt-4","messages":[]}),
+        ),
+        ("/v1/completions", json!({"model":"gpt-4"})),
+        ("/v1/embeddings", json!({"model":"text-embedding-ada-002"})),
+        (
+            "/v1/chat/completions",
+            json!({"messages":[{"role":"user","content":"hi"}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model":"gpt-4","max_tokens":-1,"messages":[{"role":"user","content":"hi"}]}),
+        ),
+    ] {
+        let res = post(&app, &k, p, &b).await;
+        assert_eq!(res.status(), 400, "{p} {b}");
+    }
+    let res = app
+        .client
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(format!("sk-{k}"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let b: Value = res.json().await.unwrap();
+    assert_eq!(b["error"]["type"], "invalid_request_error");
     // Oversized body: 413 in OpenAI's shape.
     let big = "x".repeat(2 * 1024 * 1024);
     let app2 = crate::helpers::start_on(
@@ -739,5 +799,52 @@ async fn model_mapping_and_system_prompt_apply_before_sending_and_pricing(backen
     );
     settled(&app).await;
     assert_eq!(user_row(&app, vip).await.quota, 1_000_000 - 225);
+    app.finish().await;
+}
+
+async fn metric_monitor_disables_a_failing_channel(backend: Backend) {
+    let Some(app) = spawn_app_with(
+        backend,
+        &[
+            ("ENABLE_METRIC", "true"),
+            ("METRIC_QUEUE_SIZE", "4"),
+            ("METRIC_SUCCESS_RATE_THRESHOLD", "0.8"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(503).set_body_json(json!({"error":{"message":"overloaded"}})),
+        )
+        .mount(&mock)
+        .await;
+    let cid = channel(&app, &mock.uri(), "gpt-3.5-turbo").await;
+    let uid = user(&app, 1_000_000, "default", 1).await;
+    let (_, k) = token(&app, uid, None).await;
+    for _ in 0..4 {
+        assert_eq!(
+            post(&app, &k, "/v1/chat/completions", &chat_body())
+                .await
+                .status(),
+            503
+        );
+    }
+    assert_eq!(channel_row(&app, cid).await.status, 3);
+    let res = post(&app, &k, "/v1/chat/completions", &chat_body()).await;
+    let b: Value = res.json().await.unwrap();
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("无可用渠道"),
+        "{b}"
+    );
+    // User-side refusals never count against a channel.
+    settled(&app).await;
+    assert_eq!(user_row(&app, uid).await.quota, 1_000_000);
     app.finish().await;
 }

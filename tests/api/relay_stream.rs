@@ -18,6 +18,9 @@ db_test!(
     mid_stream_drop_bills_what_was_delivered,
     client_disconnect_cancels_and_bills_delivered,
     slow_first_token_is_retried_elsewhere,
+    enforce_include_usage_asks_every_channel,
+    connect_errors_and_timeouts_are_retried,
+    idle_upstream_stream_is_cut_and_billed,
 );
 
 fn stream_body(include_usage: bool) -> Value {
@@ -232,5 +235,95 @@ async fn slow_first_token_is_retried_elsewhere(backend: Backend) {
     assert_eq!(logs[0].channel_id, fast_id);
     // ceil(0.25 * (9 + 3)) = 3
     assert_eq!(user_row(&app, uid).await.quota, 1_000_000 - 3);
+    app.finish().await;
+}
+
+async fn enforce_include_usage_asks_every_channel(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, &[("ENFORCE_INCLUDE_USAGE", "true")]).await else {
+        return;
+    };
+    let up = MockUpstream::start(|_| Reply::sse(&chat_stream(&["a"], Some((9, 1)), true))).await;
+    channel_with(&app, &up.url, "gpt-3.5-turbo", |c| c.r#type = 50).await;
+    let uid = user(&app, 1_000_000, "default", 1).await;
+    let (_, k) = token(&app, uid, None).await;
+    let text = read_all(post(&app, &k, "/v1/chat/completions", &stream_body(false)).await).await;
+    assert!(!text.contains("usage"));
+    let r = &up.requests()[0];
+    // Type 50 (OpenAI-compatible): base + path minus /v1.
+    assert_eq!(r.path, "/chat/completions");
+    assert_eq!(r.json()["stream_options"]["include_usage"], true);
+    settled(&app).await;
+    // ceil(0.25 * (9 + 3)) = 3
+    assert_eq!(user_row(&app, uid).await.quota, 1_000_000 - 3);
+    app.finish().await;
+}
+
+async fn connect_errors_and_timeouts_are_retried(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, &[("RELAY_TIMEOUT", "1")]).await else {
+        return;
+    };
+    set_option(&app, "RetryTimes", "2").await;
+    // A closed port (connect refused), then a channel slower than RELAY_TIMEOUT, then a good one.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let slow = MockUpstream::start(|_| {
+        let mut r = Reply::json(200, crate::mock_upstream::chat_completion("late", 1, 1));
+        r.parts[0].0 = Duration::from_secs(5);
+        r
+    })
+    .await;
+    let good = MockUpstream::start(|_| {
+        Reply::json(200, crate::mock_upstream::chat_completion("ok", 10, 10))
+    })
+    .await;
+    channel_with(&app, &closed, "gpt-3.5-turbo", |c| c.priority = 20).await;
+    channel_with(&app, &slow.url, "gpt-3.5-turbo", |c| c.priority = 10).await;
+    let good_id = channel_with(&app, &good.url, "gpt-3.5-turbo", |c| c.priority = 0).await;
+    let uid = user(&app, 1_000_000, "default", 1).await;
+    let (_, k) = token(&app, uid, None).await;
+    let mut body = stream_body(false);
+    body["stream"] = json!(false);
+    let res = post(&app, &k, "/v1/chat/completions", &body).await;
+    assert_eq!(res.status(), 200);
+    let b: Value = res.json().await.unwrap();
+    assert_eq!(b["choices"][0]["message"]["content"], "ok");
+    assert_eq!(slow.count(), 1);
+    settled(&app).await;
+    let logs = consume_logs(&app, uid).await;
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0].channel_id, good_id);
+    // ceil(0.25 * (10 + 30)) = 10
+    assert_eq!(user_row(&app, uid).await.quota, 1_000_000 - 10);
+    app.finish().await;
+}
+
+async fn idle_upstream_stream_is_cut_and_billed(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, &[("RELAY_IDLE_TIMEOUT", "1")]).await else {
+        return;
+    };
+    let up = MockUpstream::start(|_| {
+        let mut r = Reply::sse(&chat_stream(&["Hello", " world", " later"], None, true));
+        r.parts[2].0 = Duration::from_secs(6);
+        r
+    })
+    .await;
+    channel_with(&app, &up.url, "gpt-4", |c| c.r#type = 8).await;
+    let uid = user(&app, 1_000_000, "default", 1).await;
+    let (_, k) = token(&app, uid, None).await;
+    let mut body = stream_body(false);
+    body["model"] = json!("gpt-4");
+    let started = std::time::Instant::now();
+    let text = read_all(post(&app, &k, "/v1/chat/completions", &body).await).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "cut by the idle timeout"
+    );
+    assert!(text.contains("world") && !text.contains("later"), "{text}");
+    assert!(text.ends_with("data: [DONE]\n\n"));
+    settled(&app).await;
+    // "Hello world" = 2 tokens: 15 * (8 + 2 * 2) = 180
+    assert_eq!(user_row(&app, uid).await.quota, 1_000_000 - 180);
     app.finish().await;
 }
