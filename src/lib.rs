@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod channel;
 pub mod config;
 pub mod error;
+pub mod mail;
 pub mod options;
 pub mod startup;
 pub mod state;

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod channels;
+mod email;
 mod foundation;
 mod logs;
 mod options;
