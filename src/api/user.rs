@@ -166,6 +166,9 @@ pub async fn register(
     if b.email.chars().count() > 50 {
         return Err(bad("邮箱地址过长"));
     }
+    if users::username_taken(&state.db, &b.username, 0).await? {
+        return Err(bad("用户名已存在"));
+    }
     if o.bool("EmailVerificationEnabled") {
         if b.email.is_empty() || b.verification_code.is_empty() {
             return Err(bad("管理员开启了邮箱验证，请输入邮箱地址和验证码"));
@@ -183,9 +186,6 @@ pub async fn register(
         if !valid {
             return Err(bad("验证码错误或已过期"));
         }
-    }
-    if users::username_taken(&state.db, &b.username, 0).await? {
-        return Err(bad("用户名已存在"));
     }
     let inviter = if b.aff_code.is_empty() {
         None
