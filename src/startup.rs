@@ -105,6 +105,7 @@ impl Application {
         let key = session_key(&state.cfg);
         let data = web::Data::new(state.clone());
         let limits = web::Data::new(api::rate_limit::RateLimits::from_config(&state.cfg));
+        limits.spawn_cleanup();
         let workers = state.cfg.workers;
         let mut server = HttpServer::new(move || {
             App::new()
