@@ -603,9 +603,10 @@ pub async fn redeem(
 // ---------------------------------------------------------------------------------------------
 // Users admin
 
-/// Whether `caller` may manage `target`: root manages everyone else, admins only lower roles.
+/// Whether `caller` may manage `target`: root manages everyone (itself included; the actions
+/// that would disable, delete or demote root are refused separately), admins only lower roles.
 fn may_manage(caller: &User, target: &User) -> bool {
-    caller.id != target.id && (caller.role >= users::ROLE_ROOT || target.role < caller.role)
+    caller.role >= users::ROLE_ROOT || (caller.id != target.id && target.role < caller.role)
 }
 
 async fn live_user(state: &AppState, id: i64) -> ApiResult<User> {
