@@ -12,6 +12,7 @@ pub mod channel;
 pub mod config;
 pub mod error;
 pub mod import;
+pub mod mail;
 pub mod metrics;
 pub mod openapi;
 pub mod options;

@@ -125,6 +125,7 @@ impl Application {
         let data = web::Data::new(state.clone());
         crate::metrics::handle();
         let limits = web::Data::new(api::rate_limit::RateLimits::from_config(&state.cfg));
+        limits.spawn_cleanup();
         let workers = state.cfg.workers;
         let mut server = HttpServer::new(move || {
             App::new()

@@ -414,6 +414,14 @@ pub async fn test_all(
     let only_disabled = q_str(&q, "scope") == "disabled";
     let state = state.get_ref().clone();
     tokio::spawn(async move {
+        // Cleared even if a test panics (One API's flag stays set forever after an error).
+        struct Running;
+        impl Drop for Running {
+            fn drop(&mut self) {
+                TESTING.store(false, Ordering::SeqCst);
+            }
+        }
+        let _running = Running;
         match channels::all(&state.db).await {
             Ok(all) => {
                 for c in all {
@@ -426,7 +434,6 @@ pub async fn test_all(
             }
             Err(e) => tracing::warn!(error = %e, "channel test: cannot list channels"),
         }
-        TESTING.store(false, Ordering::SeqCst);
     });
     Ok(ok_empty())
 }

@@ -83,6 +83,34 @@ impl RateLimits {
         }
     }
 
+    /// Forgets idle addresses once a minute so the key maps stay bounded; the task ends when
+    /// the limiters are dropped. Call from within a Tokio runtime.
+    pub fn spawn_cleanup(&self) {
+        let weak: Vec<std::sync::Weak<DefaultKeyedRateLimiter<IpAddr>>> =
+            [&self.api, &self.web, &self.critical]
+                .into_iter()
+                .flatten()
+                .map(Arc::downgrade)
+                .collect();
+        if weak.is_empty() {
+            return;
+        }
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let live: Vec<_> = weak.iter().filter_map(std::sync::Weak::upgrade).collect();
+                if live.is_empty() {
+                    break;
+                }
+                for l in live {
+                    l.retain_recent();
+                    l.shrink_to_fit();
+                }
+            }
+        });
+    }
+
     fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted.iter().any(|n| in_net(ip, *n))
     }

@@ -64,10 +64,6 @@ pub fn validate_token(name: &str, remain_quota: i64, subnet: &str) -> Result<(),
     validate_subnets(subnet)
 }
 
-fn never() -> i64 {
-    -1
-}
-
 #[derive(Deserialize)]
 pub struct TokenBody {
     #[serde(default)]
@@ -76,8 +72,8 @@ pub struct TokenBody {
     name: Option<String>,
     #[serde(default)]
     status: Option<i64>,
-    #[serde(default = "never")]
-    expired_time: i64,
+    #[serde(default)]
+    expired_time: Option<i64>,
     #[serde(default)]
     remain_quota: Option<i64>,
     #[serde(default)]
@@ -138,7 +134,7 @@ pub async fn create(
             user_id: s.user.id,
             key: keys::token_key(),
             name,
-            expired_time: b.expired_time,
+            expired_time: b.expired_time.unwrap_or(-1),
             remain_quota: remain,
             unlimited_quota: b.unlimited_quota.unwrap_or(false),
             models: b.models.unwrap_or_default(),
@@ -171,7 +167,7 @@ pub async fn update(
     };
     if !status_only {
         u.name = b.name.unwrap_or(u.name);
-        u.expired_time = b.expired_time;
+        u.expired_time = b.expired_time.unwrap_or(u.expired_time);
         u.remain_quota = b.remain_quota.unwrap_or(u.remain_quota);
         u.unlimited_quota = b.unlimited_quota.unwrap_or(u.unlimited_quota);
         u.models = b.models.unwrap_or(u.models);

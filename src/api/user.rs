@@ -11,7 +11,7 @@ use crate::auth::{AdminSession, UserSession, keys, session};
 use crate::error::{ApiResult, AppError};
 use crate::state::AppState;
 use crate::store::users::{self, STATUS_ENABLED, User};
-use crate::store::{abilities, logs, redemptions, tokens};
+use crate::store::{abilities, logs, redemptions, tokens, verifications};
 
 #[derive(Deserialize)]
 pub struct LoginBody {
@@ -166,15 +166,26 @@ pub async fn register(
     if b.email.chars().count() > 50 {
         return Err(bad("邮箱地址过长"));
     }
+    if users::username_taken(&state.db, &b.username, 0).await? {
+        return Err(bad("用户名已存在"));
+    }
     if o.bool("EmailVerificationEnabled") {
         if b.email.is_empty() || b.verification_code.is_empty() {
             return Err(bad("管理员开启了邮箱验证，请输入邮箱地址和验证码"));
         }
-        // Codes are only ever issued by `GET /api/verification`, which needs SMTP.
-        return Err(bad(MSG_NO_SMTP));
-    }
-    if users::username_taken(&state.db, &b.username, 0).await? {
-        return Err(bad("用户名已存在"));
+        if !crate::mail::configured(&o) {
+            return Err(bad(MSG_NO_SMTP));
+        }
+        let valid = verifications::take(
+            &state.db,
+            verifications::PURPOSE_REGISTER,
+            &b.email,
+            &b.verification_code,
+        )
+        .await?;
+        if !valid {
+            return Err(bad("验证码错误或已过期"));
+        }
     }
     let inviter = if b.aff_code.is_empty() {
         None
@@ -246,19 +257,161 @@ pub async fn register(
     Ok(ok_empty())
 }
 
-/// `GET /api/verification?email=` — needs SMTP, which Tollgate does not send yet.
-pub async fn send_verification(_q: Query) -> ApiResult<HttpResponse> {
-    Err(bad(MSG_NO_SMTP))
+/// Checks an address for the verification and reset routes (shape and domain whitelist).
+pub fn check_email(o: &crate::options::Options, email: &str) -> Result<(), String> {
+    let valid = email.len() <= 50
+        && email
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.contains('@'));
+    if !valid {
+        return Err("无效的邮箱地址".into());
+    }
+    if o.bool("EmailDomainRestrictionEnabled") {
+        let allowed = o
+            .get("EmailDomainWhitelist")
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .any(|d| email.ends_with(&format!("@{d}")));
+        if !allowed {
+            return Err("管理员启用了邮箱域名白名单，您的邮箱地址的域名不在白名单中".into());
+        }
+    }
+    Ok(())
 }
 
-/// `GET /api/reset_password?email=` — needs SMTP (the link is mailed, never returned).
-pub async fn reset_password(_q: Query) -> ApiResult<HttpResponse> {
-    Err(bad(MSG_NO_SMTP))
+fn random_hex(n: usize) -> String {
+    let mut s = keys::redemption_key();
+    s.truncate(n);
+    s
 }
 
-/// `POST /api/user/reset` — reset tokens are only issued by mail, so none can be valid.
-pub async fn reset_password_confirm() -> ApiResult<HttpResponse> {
-    Err(bad(format!("重置链接非法或已过期（{MSG_NO_SMTP}）")))
+/// `GET /api/verification?email=` — mails a 6-character code valid for 10 minutes.
+pub async fn send_verification(state: web::Data<AppState>, q: Query) -> ApiResult<HttpResponse> {
+    let o = state.options.load();
+    if !crate::mail::configured(&o) {
+        return Err(bad(MSG_NO_SMTP));
+    }
+    let email = q_str(&q, "email").trim().to_string();
+    check_email(&o, &email).map_err(bad)?;
+    if users::get_by_email(&state.db, &email).await?.is_some() {
+        return Err(bad("邮箱地址已被占用"));
+    }
+    let code = random_hex(6);
+    verifications::put(
+        &state.db,
+        verifications::PURPOSE_REGISTER,
+        &email,
+        &code,
+        600,
+    )
+    .await?;
+    let name = o.get("SystemName");
+    let html = format!(
+        "<p>您好，你正在进行{name}邮箱验证。</p><p>您的验证码为: <strong>{code}</strong></p>\
+         <p>验证码 10 分钟内有效，如果不是本人操作，请忽略。</p>"
+    );
+    crate::mail::send(&o, &email, &format!("{name}邮箱验证邮件"), html)
+        .await
+        .map_err(bad)?;
+    Ok(ok_empty())
+}
+
+/// `GET /api/reset_password?email=` — mails a reset link valid for 10 minutes.
+pub async fn reset_password(state: web::Data<AppState>, q: Query) -> ApiResult<HttpResponse> {
+    let o = state.options.load();
+    if !crate::mail::configured(&o) {
+        return Err(bad(MSG_NO_SMTP));
+    }
+    let email = q_str(&q, "email").trim().to_string();
+    check_email(&o, &email).map_err(bad)?;
+    if users::get_by_email(&state.db, &email).await?.is_none() {
+        return Err(bad("该邮箱地址未注册"));
+    }
+    let token = keys::redemption_key();
+    verifications::put(&state.db, verifications::PURPOSE_RESET, &email, &token, 600).await?;
+    let name = o.get("SystemName");
+    let base = match o.get("ServerAddress") {
+        "" => format!("http://localhost:{}", state.cfg.port),
+        s => s.trim_end_matches('/').to_string(),
+    };
+    let enc = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let link = format!("{base}/user/reset?email={}&token={token}", enc(&email));
+    let html = format!(
+        "<p>您好，你正在进行{name}密码重置。</p>\
+         <p>点击 <a href='{link}'>此处</a> 进行密码重置。</p>\
+         <p>如果链接无法点击，请尝试复制以下链接到浏览器中打开：<br>{link}</p>\
+         <p>重置链接 10 分钟内有效，如果不是本人操作，请忽略。</p>"
+    );
+    crate::mail::send(&o, &email, &format!("{name}密码重置"), html)
+        .await
+        .map_err(bad)?;
+    Ok(ok_empty())
+}
+
+#[derive(Deserialize)]
+pub struct ResetBody {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    token: String,
+    /// Tollgate extension: the new password; when absent a random one is mailed.
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /api/user/reset {email, token[, password]}` — the new password is never returned.
+pub async fn reset_password_confirm(
+    state: web::Data<AppState>,
+    body: web::Json<ResetBody>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let o = state.options.load();
+    if b.email.is_empty() || b.token.is_empty() {
+        return Err(bad("无效的参数"));
+    }
+    if !b.password.is_empty() {
+        validate_account("x", Some(&b.password), "").map_err(bad)?;
+    } else if !crate::mail::configured(&o) {
+        return Err(bad(MSG_NO_SMTP));
+    }
+    let user = users::get_by_email(&state.db, &b.email)
+        .await?
+        .ok_or_else(|| bad("重置链接非法或已过期"))?;
+    if !verifications::take(&state.db, verifications::PURPOSE_RESET, &b.email, &b.token).await? {
+        return Err(bad("重置链接非法或已过期"));
+    }
+    let (new_password, mail_it) = if b.password.is_empty() {
+        let mut p = keys::aff_code();
+        p.push_str(&keys::aff_code()[..4]);
+        (p, true)
+    } else {
+        (b.password, false)
+    };
+    let hash = password::hash(&new_password).await?;
+    users::update_profile(
+        &state.db,
+        user.id,
+        &users::ProfileUpdate {
+            username: user.username.clone(),
+            display_name: user.display_name.clone(),
+            password_hash: Some(hash),
+        },
+    )
+    .await?;
+    if mail_it {
+        let name = o.get("SystemName");
+        let html = format!(
+            "<p>您的 {name} 账户 {} 的新密码为：<strong>{new_password}</strong></p><p>请登录后尽快修改密码。</p>",
+            user.username
+        );
+        crate::mail::send(&o, &b.email, &format!("{name}新密码"), html)
+            .await
+            .map_err(bad)?;
+    }
+    Ok(ok_empty())
 }
 
 #[derive(Deserialize)]
@@ -451,9 +604,10 @@ pub async fn redeem(
 // ---------------------------------------------------------------------------------------------
 // Users admin
 
-/// Whether `caller` may manage `target`: root manages everyone else, admins only lower roles.
+/// Whether `caller` may manage `target`: root manages everyone (itself included; the actions
+/// that would disable, delete or demote root are refused separately), admins only lower roles.
 fn may_manage(caller: &User, target: &User) -> bool {
-    caller.id != target.id && (caller.role >= users::ROLE_ROOT || target.role < caller.role)
+    caller.role >= users::ROLE_ROOT || (caller.id != target.id && target.role < caller.role)
 }
 
 async fn live_user(state: &AppState, id: i64) -> ApiResult<User> {

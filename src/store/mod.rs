@@ -19,6 +19,7 @@ pub mod options;
 pub mod redemptions;
 pub mod tokens;
 pub mod users;
+pub mod verifications;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -405,3 +405,18 @@ pub async fn set_aff_code(db: &Db, id: i64, code: &str) -> Result<(), sqlx::Erro
         .await?;
     Ok(())
 }
+
+/// A live user by email.
+pub async fn get_by_email(db: &Db, email: &str) -> Result<Option<User>, sqlx::Error> {
+    let sql = db.sql(const_format::concatcp!(
+        "SELECT ",
+        COLUMNS,
+        " FROM users WHERE email = ? AND status <> 3 ORDER BY id LIMIT 1"
+    ));
+    sqlx::query(sql)
+        .bind(email.to_string())
+        .fetch_optional(&db.pool)
+        .await?
+        .map(|r| from_row(&r))
+        .transpose()
+}

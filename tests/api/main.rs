@@ -6,6 +6,7 @@ mod relay_helpers;
 
 mod billing;
 mod channels;
+mod email;
 mod foundation;
 mod import;
 mod logs;

@@ -51,3 +51,20 @@ async fn api_and_critical_limits_answer_429(backend: Backend) {
     }
     app.finish().await;
 }
+
+db_test!(web_limit_applies_to_pages_only);
+
+async fn web_limit_applies_to_pages_only(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, &[("GLOBAL_WEB_RATE_LIMIT", "2")]).await else {
+        return;
+    };
+    assert_eq!(app.get("/").await.status(), 200);
+    assert_eq!(app.get("/login").await.status(), 200);
+    let r = app.get("/").await;
+    assert_eq!(r.status(), 429);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["success"], false);
+    // The API has its own budget.
+    assert_eq!(app.get("/api/status").await.status(), 200);
+    app.finish().await;
+}

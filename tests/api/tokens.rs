@@ -176,3 +176,27 @@ async fn token_validation_and_status_rules(backend: Backend) {
     assert_eq!(r["data"]["status"], 1);
     app.finish().await;
 }
+
+db_test!(token_partial_update_keeps_expiry);
+
+async fn token_partial_update_keeps_expiry(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (_, _, s) = app.user_with_role(1).await;
+    let later = tollgate::store::now() + 86_400;
+    let r = s
+        .post(
+            "/api/token/",
+            &json!({"name": "t", "expired_time": later, "remain_quota": 3}),
+        )
+        .await;
+    let id = r["data"]["id"].as_i64().unwrap();
+    let r = s.put("/api/token/", &json!({"id": id, "name": "t2"})).await;
+    assert_eq!(r["data"]["expired_time"], later, "{r}");
+    assert_eq!(r["data"]["remain_quota"], 3);
+    assert_eq!(r["data"]["name"], "t2");
+    let r = s.post("/api/token/", &json!({"name": "n"})).await;
+    assert_eq!(r["data"]["expired_time"], -1);
+    app.finish().await;
+}
