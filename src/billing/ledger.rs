@@ -169,7 +169,7 @@ async fn writer(
             let mut attempt = 0u32;
             let mut moves_done = false;
             loop {
-                match write_batch(&db, log_db.as_ref(), &moves, &mut moves_done).await {
+                match write_batch(&db, log_db.as_ref(), &mut moves, &mut moves_done).await {
                     Ok(()) => break,
                     Err(e) => {
                         attempt += 1;
@@ -191,33 +191,51 @@ async fn writer(
 }
 
 /// Writes one batch. With a separate log database the quota moves commit first and
-/// `moves_done` records it, so a retry only rewrites the logs (never bills twice).
+/// `moves_done` records it, so a retry only rewrites the logs (never bills twice). Each log records
+/// what was really charged, which is less than the price when a balance ran out.
 async fn write_batch(
     db: &Db,
     log_db: Option<&Db>,
-    moves: &[Movement],
+    moves: &mut [Movement],
     moves_done: &mut bool,
 ) -> Result<(), sqlx::Error> {
     if let (Some(ldb), true) = (log_db, *moves_done) {
         return write_logs(ldb, moves).await;
     }
     let mut tx = db.pool.begin().await?;
-    store_ledger::apply(db, &mut tx, moves).await?;
-    let logs: Vec<&Log> = moves.iter().filter_map(|m| m.log.as_ref()).collect();
+    let charges = store_ledger::apply(db, &mut tx, moves).await?;
     match log_db {
         None => {
-            for l in &logs {
-                logs::insert(db, &mut *tx, l).await?;
+            for (m, charged) in moves.iter().zip(&charges) {
+                if let Some(l) = charged_log(m, *charged) {
+                    logs::insert(db, &mut *tx, &l).await?;
+                }
             }
             tx.commit().await?;
         }
         Some(ldb) => {
             tx.commit().await?;
             *moves_done = true;
+            for (m, charged) in moves.iter_mut().zip(&charges) {
+                m.log = charged_log(m, *charged);
+            }
             write_logs(ldb, moves).await?;
         }
     }
     Ok(())
+}
+
+/// The movement's consume log with the quota really charged.
+fn charged_log(m: &Movement, charged: i64) -> Option<Log> {
+    let mut l = m.log.clone()?;
+    if l.quota != charged {
+        l.content = format!(
+            "{} (balance exhausted: charged {charged} of {})",
+            l.content, l.quota
+        );
+        l.quota = charged;
+    }
+    Some(l)
 }
 
 async fn write_logs(ldb: &Db, moves: &[Movement]) -> Result<(), sqlx::Error> {

@@ -80,13 +80,25 @@ pub struct Movement {
     pub log: Option<Log>,
 }
 
-/// Applies movements to users, tokens and channels inside `tx`. Deltas are added with
-/// `col = col + ?`, so the order of movements does not matter.
-pub async fn apply(db: &Db, tx: &mut Tx<'_>, moves: &[Movement]) -> Result<(), sqlx::Error> {
+/// Applies movements to users, tokens and channels inside `tx`, and returns what each one really
+/// charged. Deltas are added with `col = col + ?`, so the order of movements does not matter.
+///
+/// A price above the reservation (a long answer to a request without `max_tokens`) takes the
+/// excess with conditional updates, only as far as the user's and the token's balances go: no
+/// balance ever goes below zero, and the returned charge is what the consume log must record.
+pub async fn apply(db: &Db, tx: &mut Tx<'_>, moves: &[Movement]) -> Result<Vec<i64>, sqlx::Error> {
     let ts = now();
+    let mut charges = Vec::with_capacity(moves.len());
     for m in moves {
-        let charged = if m.settled { m.charged } else { 0 };
-        let back = m.reserved - charged;
+        let wanted = if m.settled { m.charged } else { 0 };
+        let (charged, back) = if wanted > m.reserved {
+            let token = (!m.unlimited).then_some(m.token_id);
+            let took = take_excess(db, tx, m.user_id, token, wanted - m.reserved).await?;
+            (m.reserved + took, 0)
+        } else {
+            (wanted, m.reserved - wanted)
+        };
+        charges.push(charged);
         let count = i64::from(m.settled);
         if back != 0 || charged != 0 || count != 0 {
             sqlx::query(db.sql(
@@ -126,7 +138,76 @@ pub async fn apply(db: &Db, tx: &mut Tx<'_>, moves: &[Movement]) -> Result<(), s
                 .await?;
         }
     }
-    Ok(())
+    Ok(charges)
+}
+
+/// Takes up to `want` from the user's quota and (for a limited token) the token's remaining quota,
+/// never below zero. Each step is a conditional update; when `want` cannot be covered, what is
+/// left is taken instead. Returns the amount taken.
+async fn take_excess(
+    db: &Db,
+    tx: &mut Tx<'_>,
+    user_id: i64,
+    token_id: Option<i64>,
+    mut want: i64,
+) -> Result<i64, sqlx::Error> {
+    use sqlx::Row;
+    // A few rounds cover concurrent reservations changing the balance between the read and the
+    // conditional update; past them the excess is forgiven rather than overdrawn.
+    for _ in 0..4 {
+        if want <= 0 {
+            return Ok(0);
+        }
+        let user =
+            sqlx::query(db.sql("UPDATE users SET quota = quota - ? WHERE id = ? AND quota >= ?"))
+                .bind(want)
+                .bind(user_id)
+                .bind(want)
+                .execute(&mut **tx)
+                .await?;
+        if user.rows_affected() == 1 {
+            let Some(t) = token_id else {
+                return Ok(want);
+            };
+            let token = sqlx::query(db.sql(
+                "UPDATE tokens SET remain_quota = remain_quota - ?, used_quota = used_quota + ? \
+                 WHERE id = ? AND remain_quota >= ?",
+            ))
+            .bind(want)
+            .bind(want)
+            .bind(t)
+            .bind(want)
+            .execute(&mut **tx)
+            .await?;
+            if token.rows_affected() == 1 {
+                return Ok(want);
+            }
+            sqlx::query(db.sql("UPDATE users SET quota = quota + ? WHERE id = ?"))
+                .bind(want)
+                .bind(user_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        let mut room: i64 = sqlx::query(db.sql("SELECT quota FROM users WHERE id = ?"))
+            .bind(user_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?
+            .unwrap_or(0);
+        if let Some(t) = token_id {
+            let left: i64 = sqlx::query(db.sql("SELECT remain_quota FROM tokens WHERE id = ?"))
+                .bind(t)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?
+                .unwrap_or(0);
+            room = room.min(left);
+        }
+        want = want.min(room.max(0));
+    }
+    Ok(0)
 }
 
 /// Marks a channel auto-disabled (status 3) and its abilities disabled, in one transaction.

@@ -16,7 +16,57 @@ db_test!(
     concurrent_requests_never_overdraw,
     ledger_balances_with_top_ups_and_failures,
     batched_writer_still_bills_everything,
+    a_cost_above_the_estimate_never_overdraws,
 );
+
+/// Without `max_tokens` the estimate assumes `PreConsumedQuota` completion tokens at ratio 1, so a
+/// long answer costs far more than was reserved. The excess is taken only as far as the user's and
+/// the token's balances go: nothing below zero, and the log says what was really charged.
+async fn a_cost_above_the_estimate_never_overdraws(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let mock = MockServer::start().await;
+    // Actual cost: ceil(15 * (8 + 1000 * 2)) = 30120; the reservation is about 15 * (8 + 500).
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(chat_completion("x", 8, 1000)))
+        .mount(&mock)
+        .await;
+    channel(&app, &mock.uri(), "gpt-4").await;
+    let no_max = json!({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]});
+
+    // The user's wallet is the limit.
+    let uid = user(&app, 10_000, "default", 1).await;
+    let (_, k) = token(&app, uid, None).await;
+    let res = post(&app, &k, "/v1/chat/completions", &no_max).await;
+    assert_eq!(res.status(), 200);
+    settled(&app).await;
+    let after = user_row(&app, uid).await;
+    assert_eq!(after.quota, 0, "charged up to the balance, not below");
+    assert_eq!(logged_quota(&app, uid).await, 10_000);
+    assert_eq!(after.used_quota, 10_000);
+
+    // A limited token is the limit: the user keeps the rest.
+    let uid = user(&app, 100_000, "default", 1).await;
+    let (tid, k) = token(&app, uid, Some(12_000)).await;
+    let res = post(&app, &k, "/v1/chat/completions", &no_max).await;
+    assert_eq!(res.status(), 200);
+    settled(&app).await;
+    let tok = token_row(&app, tid).await;
+    assert_eq!(tok.remain_quota, 0);
+    assert_eq!(tok.used_quota, 12_000);
+    assert_eq!(user_row(&app, uid).await.quota, 100_000 - 12_000);
+    assert_eq!(logged_quota(&app, uid).await, 12_000);
+
+    // Enough room: the full price is charged.
+    let uid = user(&app, 1_000_000, "default", 1).await;
+    let (_, k) = token(&app, uid, None).await;
+    post(&app, &k, "/v1/chat/completions", &no_max).await;
+    settled(&app).await;
+    assert_eq!(user_row(&app, uid).await.quota, 1_000_000 - 30_120);
+    assert_eq!(logged_quota(&app, uid).await, 30_120);
+    app.finish().await;
+}
 
 fn body() -> Value {
     // prompt 8 tokens; estimate with max_tokens 92: ceil(15 * (8 + 92)) = 1500
