@@ -163,11 +163,38 @@ async fn authorise(req: HttpRequest) -> Result<TokenAuth, AppError> {
         _ => return Err(AppError::Unauthorized("该令牌状态不可用".into())),
     }
     if token.expired_time != -1 && token.expired_time < crate::store::now() {
+        // Expired tokens show as such in the dashboard (One API only did this without Redis).
+        if tokens::mark_expired(&state.db, token.id)
+            .await
+            .unwrap_or(false)
+        {
+            relay.invalidate_token(&key);
+        }
         return Err(AppError::Unauthorized("该令牌已过期".into()));
     }
-    if !token.unlimited_quota && token.remain_quota <= 0 {
-        return Err(AppError::Unauthorized("该令牌额度已用尽".into()));
-    }
+    let token = if !token.unlimited_quota && token.remain_quota <= 0 {
+        // The cached row may be behind a refund or an edit: ask the database before refusing.
+        let fresh = tokens::get_by_key(&state.db, &key)
+            .await?
+            .ok_or_else(|| AppError::Unauthorized("无效的令牌".into()))?;
+        if fresh.status != tokens::STATUS_ENABLED {
+            return Err(AppError::Unauthorized("该令牌状态不可用".into()));
+        }
+        if fresh.remain_quota <= 0 {
+            if tokens::mark_exhausted(&state.db, fresh.id)
+                .await
+                .unwrap_or(false)
+            {
+                relay.invalidate_token(&key);
+            }
+            return Err(AppError::Unauthorized("该令牌额度已用尽".into()));
+        }
+        let fresh = Arc::new(fresh);
+        relay.tokens.insert(key.clone(), fresh.clone());
+        fresh
+    } else {
+        token
+    };
     if !token.subnet.trim().is_empty() {
         let ip = client_ip(&req, &state);
         if !ip.is_some_and(|ip| ip_in_subnets(ip, &token.subnet)) {

@@ -200,3 +200,29 @@ pub async fn delete(db: &Db, id: i64, user_id: i64) -> Result<bool, sqlx::Error>
         .await?;
     Ok(res.rows_affected() == 1)
 }
+
+/// Marks an enabled token expired (status 3) if its expiry has passed. Returns whether it did.
+pub async fn mark_expired(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
+    let res = sqlx::query(db.sql(
+        "UPDATE tokens SET status = 3 WHERE id = ? AND status = 1 \
+         AND expired_time <> -1 AND expired_time < ?",
+    ))
+    .bind(id)
+    .bind(now())
+    .execute(&db.pool)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// Marks an enabled, limited token exhausted (status 4) if nothing is left. The condition is
+/// checked in the statement, so a concurrent top-up or refund is never overwritten.
+pub async fn mark_exhausted(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
+    let res = sqlx::query(db.sql(
+        "UPDATE tokens SET status = 4 WHERE id = ? AND status = 1 \
+         AND unlimited_quota = 0 AND remain_quota <= 0",
+    ))
+    .bind(id)
+    .execute(&db.pool)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}

@@ -8,7 +8,53 @@ use crate::helpers::{Backend, spawn_app};
 use crate::mock_upstream::{MockUpstream, Reply, chat_completion};
 use crate::relay_helpers::{post, token, user};
 
-db_test!(dashboard_changes_take_effect_at_once);
+db_test!(
+    dashboard_changes_take_effect_at_once,
+    expired_and_exhausted_tokens_are_marked
+);
+
+/// Expired and exhausted tokens are refused and their status is stored (3, 4), so the dashboard
+/// shows why; a token topped up again works.
+async fn expired_and_exhausted_tokens_are_marked(backend: Backend) {
+    use crate::relay_helpers::{channel, token_row, token_with};
+    use tollgate::store::tokens;
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let upstream = MockUpstream::start(|_| Reply::json(200, chat_completion("ok", 5, 3))).await;
+    channel(&app, &upstream.url, "gpt-3.5-turbo").await;
+    let uid = user(&app, 1_000_000, "default", 1).await;
+    let past = tollgate::store::now() - 60;
+    let (expired_id, expired) = token_with(&app, uid, None, |t| t.expired_time = past).await;
+    let res = post(&app, &expired, "/v1/chat/completions", &chat()).await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(
+        token_row(&app, expired_id).await.status,
+        tokens::STATUS_EXPIRED
+    );
+
+    let (empty_id, empty) = token(&app, uid, Some(0)).await;
+    let res = post(&app, &empty, "/v1/chat/completions", &chat()).await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(
+        token_row(&app, empty_id).await.status,
+        tokens::STATUS_EXHAUSTED
+    );
+
+    // Topped up and re-enabled (as the token edit route does): it works again at once.
+    sqlx::query(
+        app.db()
+            .sql("UPDATE tokens SET remain_quota = 10000, status = 1 WHERE id = ?"),
+    )
+    .bind(empty_id)
+    .execute(&app.db().pool)
+    .await
+    .unwrap();
+    app.state.relay.invalidate_token(&empty);
+    let res = post(&app, &empty, "/v1/chat/completions", &chat()).await;
+    assert_eq!(res.status(), 200);
+    app.finish().await;
+}
 
 fn chat() -> Value {
     json!({"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}]})
