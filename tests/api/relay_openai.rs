@@ -7,7 +7,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::db_test;
 use crate::helpers::{Backend, spawn_app, spawn_app_with};
-use crate::mock_upstream::chat_completion;
+use crate::mock_upstream::{MockUpstream, Reply, chat_completion};
 use crate::relay_helpers::*;
 
 db_test!(
@@ -22,7 +22,26 @@ db_test!(
     not_implemented_routes,
     model_mapping_and_system_prompt_apply_before_sending_and_pricing,
     metric_monitor_disables_a_failing_channel,
+    relay_proxy_carries_upstream_calls,
 );
+
+/// `RELAY_PROXY`: upstream calls go through the proxy. The channel's host does not resolve, so
+/// only a proxied call can succeed; the mock, acting as the proxy, sees the absolute URL.
+async fn relay_proxy_carries_upstream_calls(backend: Backend) {
+    let proxy = MockUpstream::start(|_| Reply::json(200, chat_completion("via proxy", 5, 2))).await;
+    let Some(app) = spawn_app_with(backend, &[("RELAY_PROXY", proxy.url.as_str())]).await else {
+        return;
+    };
+    channel(&app, "http://upstream.invalid", "gpt-3.5-turbo").await;
+    let uid = user(&app, 1_000_000, "default", 1).await;
+    let (_, key) = token(&app, uid, None).await;
+    let res = post(&app, &key, "/v1/chat/completions", &chat_body()).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let seen = proxy.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].path, "http://upstream.invalid/v1/chat/completions");
+    app.finish().await;
+}
 
 fn chat_body() -> Value {
     json!({"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 100})
