@@ -232,6 +232,13 @@ pub const ROUTES: &[RouteDoc] = &[
         "Update one channel's balance",
     ),
     r(
+        "get",
+        "/api/channel/fetch_models/{id}",
+        "channel",
+        Admin,
+        "Models the upstream lists",
+    ),
+    r(
         "post",
         "/api/channel/",
         "channel",

@@ -287,6 +287,56 @@ fn base_url(c: &Channel) -> String {
     base.trim_end_matches('/').to_string()
 }
 
+/// `GET /api/channel/fetch_models/:id` — the model ids the upstream lists at `/v1/models`, for
+/// the dashboard's "fetch from upstream" (OpenAI-compatible types).
+pub async fn fetch_models(
+    state: web::Data<AppState>,
+    _: AdminSession,
+    id: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
+    let c = find(&state, id.into_inner()).await?;
+    let kind = catalog::get(c.r#type).ok_or_else(|| bad("未知的渠道类型"))?;
+    if !kind.openai_compatible {
+        return Err(bad(format!(
+            "渠道类型 {} 不支持从上游获取模型列表（not supported yet）",
+            kind.name
+        )));
+    }
+    let base = base_url(&c);
+    if base.is_empty() {
+        return Err(bad("渠道未设置 Base URL"));
+    }
+    let res = state
+        .http
+        .get(format!("{base}/v1/models"))
+        .bearer_auth(c.key.trim())
+        .timeout(std::time::Duration::from_secs(15))
+        .send()
+        .await
+        .map_err(|e| bad(format!("请求上游失败：{}", e.without_url())))?;
+    let status = res.status().as_u16();
+    let body: Value = res
+        .json()
+        .await
+        .map_err(|_| bad(format!("上游返回了无法解析的内容（状态码 {status}）")))?;
+    if status != 200 {
+        let msg = body
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .unwrap_or("upstream error");
+        return Err(bad(format!("上游返回错误（状态码 {status}）：{msg}")));
+    }
+    let mut ids: Vec<String> = body["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("id").and_then(Value::as_str).map(String::from))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    Ok(ok(ids))
+}
+
 /// Sends a minimal chat request through an OpenAI-compatible channel; Ok(elapsed ms, reply).
 async fn probe(state: &AppState, c: &Channel, model: &str) -> Result<(i64, String), String> {
     let kind = catalog::get(c.r#type).ok_or("未知的渠道类型")?;

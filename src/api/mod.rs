@@ -126,6 +126,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/channel/test", web::get().to(channel::test_all))
         .route("/channel/test/{id}", web::get().to(channel::test))
         .route(
+            "/channel/fetch_models/{id}",
+            web::get().to(channel::fetch_models),
+        )
+        .route(
             "/channel/update_balance",
             web::get().to(channel::update_all_balances),
         )

@@ -10,8 +10,50 @@ use crate::relay_helpers::{post, token, user};
 
 db_test!(
     dashboard_changes_take_effect_at_once,
-    expired_and_exhausted_tokens_are_marked
+    expired_and_exhausted_tokens_are_marked,
+    fetch_models_lists_the_upstream_models,
 );
+
+/// The dashboard's "fetch from upstream": the channel's key goes upstream, never back out.
+async fn fetch_models_lists_the_upstream_models(backend: Backend) {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let upstream = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/models"))
+        .and(header("authorization", "Bearer sk-secret-upstream"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"object": "list",
+            "data": [{"id": "gpt-4o"}, {"id": "gpt-3.5-turbo"}, {"id": "gpt-4o"}]})),
+        )
+        .mount(&upstream)
+        .await;
+    let cid = crate::relay_helpers::channel_with(&app, &upstream.uri(), "gpt-4o", |c| {
+        c.key = "sk-secret-upstream".into();
+    })
+    .await;
+    app.login_root().await;
+    let res = app.get(&format!("/api/channel/fetch_models/{cid}")).await;
+    let text = res.text().await.unwrap();
+    assert!(!text.contains("sk-secret-upstream"), "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["data"], json!(["gpt-3.5-turbo", "gpt-4o"]), "{body}");
+    // Unknown channel and common users are refused.
+    let body: Value = app
+        .get("/api/channel/fetch_models/99999")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["success"], false);
+    app.get("/api/user/logout").await;
+    let res = app.get(&format!("/api/channel/fetch_models/{cid}")).await;
+    assert_eq!(res.status(), 401);
+    app.finish().await;
+}
 
 /// Expired and exhausted tokens are refused and their status is stored (3, 4), so the dashboard
 /// shows why; a token topped up again works.
