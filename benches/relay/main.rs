@@ -331,14 +331,25 @@ async fn start_tollgate(
     })
 }
 
-/// After a run: waits for settlement, then checks quota moved = sum(consume logs) and counts logs.
-async fn ledger_check(t: &Tollgate, before: i64, successes: u64) -> String {
+/// The highest log id so far: the watermark that separates one run's logs from the next.
+async fn last_log_id(t: &Tollgate) -> i64 {
+    let sql = store::dialect::as_i64(t.db.backend, "COALESCE(MAX(id), 0)");
+    sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {sql} FROM logs")))
+        .fetch_one(&t.db.pool)
+        .await
+        .map(|r| r.get::<i64, _>(0))
+        .unwrap_or(0)
+}
+
+/// After a run: waits for settlement, then checks that the quota moved equals the sum of this
+/// run's consume logs (ids above `since`) and counts them.
+async fn ledger_check(t: &Tollgate, before: i64, since: i64, successes: u64) -> String {
     let mut last = (0, 0, 0);
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let sum = store::dialect::as_i64(t.db.backend, "COALESCE(SUM(quota), 0)");
         let sql = format!(
-            "SELECT {sum}, COUNT(*) FROM logs WHERE type = 2 AND user_id = {}",
+            "SELECT {sum}, COUNT(*) FROM logs WHERE type = 2 AND user_id = {} AND id > {since}",
             t.user_id
         );
         let Ok(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -471,10 +482,11 @@ async fn main() -> anyhow::Result<()> {
                     .await?
                     .map(|u| u.quota)
                     .unwrap_or(0);
+                let since = last_log_id(&t).await;
                 let url = format!("http://127.0.0.1:{}/v1/chat/completions", t.port);
                 let load = run_wrk(&url, &script, c, a.duration);
                 let ok = load.requests.saturating_sub(load.errors);
-                let ledger = ledger_check(&t, before, ok).await;
+                let ledger = ledger_check(&t, before, since, ok).await;
                 let ttfb = if stream && c == 64 {
                     Some(ttfb_p99(&url, &t.keys[0], 200).await)
                 } else {
