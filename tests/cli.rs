@@ -18,12 +18,22 @@ fn tollgate(dir: &Path) -> Command {
     c
 }
 
+/// A port nobody listens on, never the same twice in this process (tests run in parallel and
+/// the kernel may hand a just-released port out again).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 fn wait_ready(port: u16) -> bool {
@@ -232,10 +242,13 @@ fn port_flag_is_used_when_port_env_is_unset() {
         .spawn()
         .unwrap();
     let ready = wait_ready(port);
+    // Still running means it bound the port itself (it exits when the port is taken).
+    let alive = child.try_wait().unwrap().is_none();
+    let db = dir.path().join("tollgate.db").exists();
     let _ = child.kill();
     let _ = child.wait();
-    assert!(ready, "not listening on --port {port}");
-    assert!(dir.path().join("tollgate.db").exists());
+    assert!(ready && alive, "not listening on --port {port}");
+    assert!(db, "no tollgate.db in the working directory");
 }
 
 /// Every variable `config.rs` reads is documented in `.env.example`.
