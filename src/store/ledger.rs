@@ -223,16 +223,3 @@ pub async fn auto_disable_channel(db: &Db, channel_id: i64) -> Result<(), sqlx::
         .await?;
     tx.commit().await
 }
-
-/// The username for a consume log.
-pub async fn username(db: &Db, user_id: i64) -> Result<String, sqlx::Error> {
-    use sqlx::Row;
-    let row = sqlx::query(db.sql("SELECT username FROM users WHERE id = ?"))
-        .bind(user_id)
-        .fetch_optional(&db.pool)
-        .await?;
-    Ok(match row {
-        Some(r) => r.try_get(0)?,
-        None => String::new(),
-    })
-}
