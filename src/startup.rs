@@ -146,6 +146,9 @@ impl Application {
                 .wrap(from_fn(telemetry::request_context))
                 .configure(configure)
         })
+        // SSE writes are small and frequent: without TCP_NODELAY, Nagle holds each chunk until
+        // the client ACKs the last one (up to 40 ms with delayed ACKs).
+        .tcp_nodelay(true)
         .shutdown_timeout(30)
         .listen(listener)?;
         if let Some(w) = workers {

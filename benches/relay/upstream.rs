@@ -76,6 +76,7 @@ pub fn start_mock(cfg: MockConfig, workers: usize) -> std::io::Result<u16> {
             .route("/v1/chat/completions", web::post().to(chat))
     })
     .workers(workers)
+    .tcp_nodelay(true)
     .backlog(4096)
     .max_connection_rate(4096)
     .listen(listener)?
@@ -135,6 +136,7 @@ pub fn start_proxy(upstream: String, workers: usize) -> std::io::Result<u16> {
             .default_service(web::to(forward))
     })
     .workers(workers)
+    .tcp_nodelay(true)
     .backlog(4096)
     .listen(listener)?
     .run();
