@@ -83,6 +83,16 @@ pub struct NewUser {
     pub inviter_id: i64,
 }
 
+/// Fetches at most one user with a statement bound to a single string.
+async fn one_by_str(db: &Db, sql: &'static str, arg: &str) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query(sql)
+        .bind(arg.to_string())
+        .fetch_optional(&db.pool)
+        .await?
+        .map(|r| from_row(&r))
+        .transpose()
+}
+
 /// Inserts a user and returns its id.
 pub async fn insert<'c>(
     db: &Db,
@@ -144,12 +154,8 @@ pub async fn get_for_login(db: &Db, name: &str) -> Result<Option<User>, sqlx::Er
         COLUMNS,
         " FROM users WHERE username = ? AND status <> 3"
     ));
-    if let Some(r) = sqlx::query(sql)
-        .bind(name.to_string())
-        .fetch_optional(&db.pool)
-        .await?
-    {
-        return from_row(&r).map(Some);
+    if let Some(u) = one_by_str(db, sql, name).await? {
+        return Ok(Some(u));
     }
     if !name.contains('@') {
         return Ok(None);
@@ -159,12 +165,7 @@ pub async fn get_for_login(db: &Db, name: &str) -> Result<Option<User>, sqlx::Er
         COLUMNS,
         " FROM users WHERE email = ? AND status <> 3 ORDER BY id LIMIT 1"
     ));
-    sqlx::query(sql)
-        .bind(name.to_string())
-        .fetch_optional(&db.pool)
-        .await?
-        .map(|r| from_row(&r))
-        .transpose()
+    one_by_str(db, sql, name).await
 }
 
 pub async fn get_by_access_token(db: &Db, token: &str) -> Result<Option<User>, sqlx::Error> {
@@ -173,12 +174,7 @@ pub async fn get_by_access_token(db: &Db, token: &str) -> Result<Option<User>, s
         COLUMNS,
         " FROM users WHERE access_token = ? AND status <> 3"
     ));
-    sqlx::query(sql)
-        .bind(token.to_string())
-        .fetch_optional(&db.pool)
-        .await?
-        .map(|r| from_row(&r))
-        .transpose()
+    one_by_str(db, sql, token).await
 }
 
 /// Replaces the stored password hash (used to upgrade bcrypt hashes to argon2 at login).
@@ -255,12 +251,7 @@ pub async fn get_by_username(db: &Db, name: &str) -> Result<Option<User>, sqlx::
         COLUMNS,
         " FROM users WHERE username = ?"
     ));
-    sqlx::query(sql)
-        .bind(name.to_string())
-        .fetch_optional(&db.pool)
-        .await?
-        .map(|r| from_row(&r))
-        .transpose()
+    one_by_str(db, sql, name).await
 }
 
 pub async fn get_by_aff_code(db: &Db, code: &str) -> Result<Option<User>, sqlx::Error> {
@@ -269,12 +260,7 @@ pub async fn get_by_aff_code(db: &Db, code: &str) -> Result<Option<User>, sqlx::
         COLUMNS,
         " FROM users WHERE aff_code = ? AND status <> 3"
     ));
-    sqlx::query(sql)
-        .bind(code.to_string())
-        .fetch_optional(&db.pool)
-        .await?
-        .map(|r| from_row(&r))
-        .transpose()
+    one_by_str(db, sql, code).await
 }
 
 /// Whether a username is taken (by any row, deleted ones included: the index is unique).
@@ -413,10 +399,5 @@ pub async fn get_by_email(db: &Db, email: &str) -> Result<Option<User>, sqlx::Er
         COLUMNS,
         " FROM users WHERE email = ? AND status <> 3 ORDER BY id LIMIT 1"
     ));
-    sqlx::query(sql)
-        .bind(email.to_string())
-        .fetch_optional(&db.pool)
-        .await?
-        .map(|r| from_row(&r))
-        .transpose()
+    one_by_str(db, sql, email).await
 }
