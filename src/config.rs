@@ -45,6 +45,8 @@ pub struct Config {
     pub redis_conn_string: Option<SecretString>,
     pub redis_password: Option<SecretString>,
     pub redis_master_name: Option<String>,
+    /// Prefix of every Redis key and channel (several deployments can share one Redis).
+    pub redis_key_prefix: String,
     pub session_secret: Option<SecretString>,
     pub sync_frequency: Duration,
     pub node_type: NodeType,
@@ -208,6 +210,9 @@ impl Config {
             redis_conn_string: r.secret("REDIS_CONN_STRING"),
             redis_password: r.secret("REDIS_PASSWORD"),
             redis_master_name: r.raw("REDIS_MASTER_NAME"),
+            redis_key_prefix: r
+                .raw("REDIS_KEY_PREFIX")
+                .unwrap_or_else(|| "tollgate:".into()),
             session_secret: r.secret("SESSION_SECRET"),
             sync_frequency: r.secs("SYNC_FREQUENCY", 600)?,
             node_type,

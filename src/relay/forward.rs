@@ -26,7 +26,7 @@ use super::route::{self, Channel};
 use super::sse::SseProcessor;
 use super::types::{RelayMode, RequestMeta, Usage, multipart_field};
 use super::{adaptor_for, reload_routing};
-use crate::billing::ledger::Reservation;
+use crate::billing::ledger::{Reservation, Settled};
 use crate::billing::quota::{self, Price};
 use crate::error::{AppError, V1Error, V1Result};
 use crate::state::AppState;
@@ -158,7 +158,7 @@ struct Billing {
 impl Billing {
     /// Settles with the usage delivered (also from `Drop`, so no awaits here except the
     /// writer queue).
-    fn settle(self, usage: Option<Usage>, completion_text: &str) {
+    fn settle(self, usage: Option<Usage>, completion_text: &str) -> Settled {
         let (prompt, completion, charged) = match self.plan {
             Plan::Text => {
                 let (p, c) = match usage {
@@ -206,7 +206,7 @@ impl Billing {
             system_prompt_reset: self.system_prompt_reset,
             ..Default::default()
         });
-        self.reservation.settle(self.channel_id, charged, log);
+        self.reservation.settle(self.channel_id, charged, log)
     }
 }
 
@@ -593,7 +593,8 @@ async fn relay(
                     system_prompt_reset,
                     log_enabled,
                 };
-                billing.settle(usage, &text);
+                // Recorded before the client sees the answer (see `Settled`).
+                billing.settle(usage, &text).wait().await;
                 let mut res = HttpResponse::build(
                     actix_web::http::StatusCode::from_u16(status)
                         .unwrap_or(actix_web::http::StatusCode::OK),
@@ -831,7 +832,7 @@ impl RelayStream {
     fn settle(&mut self) {
         if let Some(b) = self.billing.take() {
             let usage = self.proc.usage;
-            b.settle(usage, &self.proc.text);
+            let _ = b.settle(usage, &self.proc.text);
         }
     }
 }

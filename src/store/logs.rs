@@ -13,7 +13,7 @@ pub const TYPE_SYSTEM: i64 = 4;
 pub const TYPE_TEST: i64 = 5;
 
 /// One row of `logs`.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Log {
     pub id: i64,
     pub user_id: i64,

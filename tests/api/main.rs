@@ -8,6 +8,7 @@ mod billing;
 mod channels;
 mod email;
 mod foundation;
+mod hot_path;
 mod import;
 mod logs;
 mod management_relay;
