@@ -460,6 +460,83 @@ async fn changes_hold_on_every_node(backend: Backend) {
         || async { matches!(chat(&c, &slave, &key).await, Ok((200, _))) },
     )
     .await;
+
+    // One SESSION_SECRET: signed in on the master, signed in on the slave.
+    api(
+        &c,
+        &master,
+        reqwest::Method::POST,
+        "/api/user/",
+        json!({"username": "alice", "password": "alice-pass-1", "display_name": "Alice"}),
+    )
+    .await;
+    let alice = reqwest::Client::builder()
+        .no_proxy()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let login: Value = alice
+        .post(master.url("/api/user/login"))
+        .json(&json!({"username": "alice", "password": "alice-pass-1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(login["success"], true, "{login}");
+    let me = |node: &Node| {
+        let (alice, url) = (alice.clone(), node.url("/api/user/self"));
+        async move {
+            let v: Value = alice.get(url).send().await.unwrap().json().await.unwrap();
+            v["success"] == true
+        }
+    };
+    assert!(me(&slave).await, "the master's session works on the slave");
+    let t: Value = alice
+        .post(slave.url("/api/token/"))
+        .json(&json!({"name": "a", "unlimited_quota": true, "expired_time": -1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let alice_key = format!("sk-{}", t["data"]["key"].as_str().unwrap());
+    // The master caches Alice (her wallet is empty: refused for quota, not for her status).
+    let banned = |node: &Node| {
+        let (c, url, key) = (
+            c.clone(),
+            node.url("/v1/chat/completions"),
+            alice_key.clone(),
+        );
+        async move {
+            let res = c
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"model": "gpt-4", "messages": [{"role": "user", "content": "x"}]}))
+                .send()
+                .await
+                .unwrap();
+            res.text().await.unwrap().contains("用户已被封禁")
+        }
+    };
+    assert!(!banned(&master).await);
+    // Banned on the slave: refused by the master's relay and signed out there at once.
+    api(
+        &c,
+        &slave,
+        reqwest::Method::POST,
+        "/api/user/manage",
+        json!({"username": "alice", "action": "disable"}),
+    )
+    .await;
+    eventually(
+        "ban holds on the master",
+        Duration::from_secs(1),
+        || async { banned(&master).await && !me(&master).await },
+    )
+    .await;
     drop((master, slave));
     cl.finish().await;
 }

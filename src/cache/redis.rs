@@ -86,7 +86,7 @@ impl std::fmt::Debug for RedisPool {
 
 /// How long one Redis call may take, connection included: a Redis that stops answering turns
 /// into an error (a 503 on the relay), never a hung request.
-pub const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+pub const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// Runs `$body` with `$conn` bound to a pooled connection of whichever mode, within
 /// [`REDIS_TIMEOUT`]; `?` inside `$body` turns Redis errors into `anyhow` errors.

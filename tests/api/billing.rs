@@ -162,8 +162,9 @@ async fn ledger_balances_with_top_ups_and_failures(backend: Backend, mode: Ledge
             &json!({"model":"broken","messages":[{"role":"user","content":"hi"}]}),
         )
         .await;
-        assert_eq!(res.status(), 502);
+        let status = res.status();
         let b: Value = res.json().await.unwrap();
+        assert_eq!(status, 502, "{b}");
         assert!(
             b["error"]["message"]
                 .as_str()
