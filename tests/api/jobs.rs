@@ -23,6 +23,7 @@ use crate::mock_upstream::{MockUpstream, Received, Reply, chat_completion};
 
 db_test!(
     channel_test_job_disables_and_reenables,
+    manual_test_all_applies_the_same_rules,
     balance_job_updates_enabled_channels,
     log_retention_deletes_only_old_rows,
     timers_run_on_master_not_on_slave
@@ -183,6 +184,53 @@ async fn channel_test_job_disables_and_reenables(backend: Backend) {
     .unwrap();
     assert!(!tests.is_empty());
     assert!(tests.iter().all(|l| !l.content.contains("sk-")));
+    app.finish().await;
+}
+
+/// `GET /api/channel/test` (test all, in the background) runs the same batch test.
+async fn manual_test_all_applies_the_same_rules(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let db = app.db();
+    let up = upstream(Arc::new(AtomicBool::new(false))).await;
+    let failing = add_channel(db, 8, "sk-flaky", STATUS_ENABLED, "ma", &up.url).await;
+    let recovered = add_channel(db, 8, "sk-good", STATUS_AUTO_DISABLED, "mb", &up.url).await;
+    for key in [
+        "AutomaticDisableChannelEnabled",
+        "AutomaticEnableChannelEnabled",
+    ] {
+        app.state.options.set(db, key, "true").await.unwrap();
+    }
+    let root = app.root().await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    // One batch test at a time per process: another test's may be running for a moment.
+    loop {
+        let r = root.get("/api/channel/test").await;
+        if r["success"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{r}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Statuses are written first, then the routing table is rebuilt: wait for both.
+    loop {
+        let (f, r) = (channel(db, failing).await, channel(db, recovered).await);
+        let routes = (routed(&app.state, "ma"), routed(&app.state, "mb"));
+        if f.status == STATUS_AUTO_DISABLED
+            && r.status == STATUS_ENABLED
+            && routes == (None, Some(recovered))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "statuses {} {}, routes {routes:?}",
+            f.status,
+            r.status
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     app.finish().await;
 }
 
@@ -354,7 +402,11 @@ async fn timers_run_on_master_not_on_slave(backend: Backend) {
         let failing = channel(&master.db, m_failing).await;
         let deep = channel(&master.db, m_deep).await;
         let logs_left = old_logs(&master.log_db).await;
-        if failing.status == STATUS_AUTO_DISABLED && deep.balance == 12.5 && logs_left == 0 {
+        if failing.status == STATUS_AUTO_DISABLED
+            && deep.balance == 12.5
+            && logs_left == 0
+            && routed(&master, "m") == Some(m_deep)
+        {
             break;
         }
         assert!(
@@ -365,7 +417,6 @@ async fn timers_run_on_master_not_on_slave(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(routed(&master, "m").is_some_and(|id| id == m_deep));
 
     // The slave, up for at least three periods, ran none of them.
     let waited = started.elapsed();
