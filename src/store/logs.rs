@@ -227,6 +227,28 @@ pub async fn delete_before(db: &Db, ts: i64) -> Result<u64, sqlx::Error> {
     Ok(res.rows_affected())
 }
 
+/// Deletes at most `limit` of the oldest logs older than `ts`; returns how many. Retention calls
+/// it in a loop, so that purging a large table never holds its locks for long.
+pub async fn delete_before_batch(db: &Db, ts: i64, limit: i64) -> Result<u64, sqlx::Error> {
+    // MySQL refuses `LIMIT` inside an `IN (subquery)`; SQLite (as built by sqlx) and PostgreSQL
+    // have no `DELETE ... LIMIT`.
+    let sql = match db.backend {
+        super::Backend::MySql => {
+            "DELETE FROM logs WHERE created_at < ? ORDER BY created_at LIMIT ?"
+        }
+        _ => {
+            "DELETE FROM logs WHERE id IN \
+             (SELECT id FROM logs WHERE created_at < ? ORDER BY created_at LIMIT ?)"
+        }
+    };
+    let res = sqlx::query(db.sql(sql))
+        .bind(ts)
+        .bind(limit)
+        .execute(&db.pool)
+        .await?;
+    Ok(res.rows_affected())
+}
+
 /// One row of the user dashboard: consumption per UTC day and model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DailyStat {

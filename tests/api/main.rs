@@ -10,6 +10,7 @@ mod email;
 mod foundation;
 mod hot_path;
 mod import;
+mod jobs;
 mod logs;
 mod management_relay;
 mod metrics;
