@@ -187,6 +187,7 @@ impl Billing {
                 (q, 0, q)
             }
         };
+        crate::metrics::settled(&self.model, prompt, completion, charged);
         let log = self.log_enabled.then(|| Log {
             user_id: self.user_id,
             created_at: crate::store::now(),
@@ -457,6 +458,7 @@ async fn relay(
     let raw = read_body(payload, state.cfg.relay_max_body).await?;
     let meta = parse_request(&req, mode, &raw)?;
     tracing::Span::current().record("model", meta.model.as_str());
+    crate::metrics::relay_route(&req, &state, &meta.model, None);
     auth.check_model(&meta.model)?;
     let opts = state.options.load();
     let ratios = state.relay.ratios(&opts);
@@ -535,6 +537,12 @@ async fn relay(
     let mut attempt = 0;
     loop {
         tracing::Span::current().record("channel_id", channel.id);
+        crate::metrics::relay_route(
+            &req,
+            &state,
+            channel.map_model(&meta.model),
+            Some(channel.id),
+        );
         let adaptor = adaptor_for(channel.r#type);
         let force_usage =
             state.cfg.enforce_include_usage || adaptor.supports_include_usage(channel.r#type);
@@ -637,6 +645,7 @@ async fn relay(
             }
             Err(failure) => {
                 tracing::warn!(channel_id = channel.id, attempt, error = %failure.error, "upstream call failed");
+                crate::metrics::upstream_error(channel.id, &failure.error);
                 handle_failure(&state, &channel, &failure, auto_disable).await;
                 tried.insert(channel.id);
                 if failure.retryable && attempt < retries {
@@ -751,6 +760,7 @@ async fn send(
         _ => fut.await,
     }
     .map_err(|e| {
+        crate::metrics::upstream_transport(&e);
         transport_failure(
             format!("do request failed: {}", without_url(&e)),
             "do_request_failed",
@@ -797,6 +807,7 @@ async fn send(
         return Ok(Sent::Stream { first, rest });
     }
     let body = resp.bytes().await.map_err(|e| {
+        crate::metrics::upstream_transport(&e);
         transport_failure(
             format!("reading response failed: {}", without_url(&e)),
             "read_response_failed",

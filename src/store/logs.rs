@@ -120,7 +120,14 @@ impl LogFilter {
             args.push(Arg::I(u));
         }
         if self.r#type != 0 {
-            w.push("type = ?".into());
+            // With a name or channel filter, `+type` (the same value) keeps SQLite, which has no
+            // statistics, off the `type` indexes: 97% of the rows are consume logs, while the
+            // name's index narrows to a few hundred (measured in benches/logs).
+            let by_name = !self.username.is_empty()
+                || !self.token_name.is_empty()
+                || !self.model_name.is_empty()
+                || self.channel != 0;
+            w.push(if by_name { "+type = ?" } else { "type = ?" }.into());
             args.push(Arg::I(self.r#type));
         }
         if self.start_timestamp != 0 {

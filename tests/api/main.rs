@@ -5,6 +5,7 @@ mod mock_upstream;
 mod relay_helpers;
 
 mod billing;
+mod billing_doc;
 mod channels;
 mod email;
 mod foundation;
