@@ -374,7 +374,8 @@ db_test!(unknown_models_and_caches);
 /// A model no channel serves is labelled `other`; the token and user caches count a miss on the
 /// first call and a hit on the next.
 async fn unknown_models_and_caches(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
+    // The token and user caches exist with MEMORY_CACHE_ENABLED (or Redis), as in One API.
+    let Some(app) = spawn_app_with(backend, &[("MEMORY_CACHE_ENABLED", "true")]).await else {
         return;
     };
     let upstream = MockUpstream::start(|_| Reply::json(200, chat_completion("hi", 1, 1))).await;
