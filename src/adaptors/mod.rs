@@ -5,6 +5,7 @@
 pub mod anthropic;
 pub mod anthropic_inbound;
 pub mod gemini;
+pub mod gemini_inbound;
 pub mod image_fetch;
 
 /// Token usage as billed: prompt includes cached input (read and creation), which providers

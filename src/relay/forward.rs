@@ -26,8 +26,8 @@ use super::route::{self, Channel};
 use super::sse::{SseDecoder, SseProcessor};
 use super::types::{RelayMode, RequestMeta, Usage, multipart_field};
 use super::{Ctx, StreamTranslator, adaptor_for, reload_routing};
-use crate::adaptors::anthropic_inbound;
 use crate::adaptors::image_fetch::{self, FetchPolicy};
+use crate::adaptors::{anthropic_inbound, gemini_inbound};
 use crate::billing::ledger::Reservation;
 use crate::billing::quota::{self, Price};
 use crate::error::{AppError, V1Error, V1Result};
@@ -511,6 +511,9 @@ pub(crate) enum Front {
     /// Anthropic's `POST /v1/messages`; `native` is the client's request, passed through
     /// untouched (but for the model mapping) to Anthropic channels.
     Anthropic { native: Value },
+    /// Gemini's `POST /v1beta/models/{model}:generateContent` (or `:streamGenerateContent`);
+    /// `native` is passed through untouched to Gemini channels (the model goes in the URL).
+    Gemini { native: Value },
 }
 
 impl Front {
@@ -518,17 +521,25 @@ impl Front {
     fn native_for(&self, channel_type: i64) -> Option<&Value> {
         match self {
             Front::Anthropic { native } if channel_type == 14 => Some(native),
+            Front::Gemini { native } if channel_type == 24 => Some(native),
             _ => None,
         }
     }
 }
 
-/// The client's native request for a channel of the same format: the model mapped, the
-/// channel's system prompt forced.
-fn native_body(native: &Value, channel: &Channel, model: &str) -> (Bytes, bool) {
+/// The client's native request for a channel of the same format: the model mapped (Anthropic;
+/// Gemini's is in the URL), the channel's system prompt forced.
+fn native_body(front: &Front, native: &Value, channel: &Channel, model: &str) -> (Bytes, bool) {
     let mut v = native.clone();
-    v["model"] = Value::String(model.to_string());
+    let gemini = matches!(front, Front::Gemini { .. });
+    if !gemini {
+        v["model"] = Value::String(model.to_string());
+    }
     let reset = match &channel.system_prompt {
+        Some(p) if gemini => {
+            v["systemInstruction"] = json!({"parts": [{"text": p}]});
+            true
+        }
         Some(p) => {
             v["system"] = Value::String(p.clone());
             true
@@ -683,7 +694,7 @@ pub(crate) async fn run(
         };
         let translated = native.is_some() || !adaptor.is_openai();
         let prepared = match native {
-            Some(n) => Ok(native_body(n, &channel, &mapped)),
+            Some(n) => Ok(native_body(&front, n, &channel, &mapped)),
             None if adaptor.is_openai() => Ok(body_for(&meta, &raw, &channel, mode, force_usage)),
             None => translated_body(&state, &meta, &channel, mode, adaptor, &ctx).await,
         };
@@ -784,7 +795,7 @@ pub(crate) async fn run(
                 let billing = billing(reservation, false);
                 let (p, c) = billing.counts(usage, &text);
                 billing.settle(usage, &text);
-                if let (Front::Anthropic { .. }, None) = (&front, native) {
+                if native.is_none() && !matches!(front, Front::OpenAi) {
                     let v = openai.unwrap_or_default();
                     let u = crate::adaptors::Usage {
                         prompt_tokens: p,
@@ -795,8 +806,16 @@ pub(crate) async fn run(
                             .unwrap_or(0),
                         cache_creation_tokens: 0,
                     };
-                    let mut out = anthropic_inbound::to_messages_response(&v, &u);
-                    out["model"] = Value::String(meta.model.clone());
+                    let out = match front {
+                        Front::Gemini { .. } => {
+                            gemini_inbound::to_generate_response(&v, &meta.model, &u)
+                        }
+                        _ => {
+                            let mut out = anthropic_inbound::to_messages_response(&v, &u);
+                            out["model"] = Value::String(meta.model.clone());
+                            out
+                        }
+                    };
                     client_body = Bytes::from(serde_json::to_vec(&out).unwrap_or_default());
                     client_type = "application/json".into();
                 }
@@ -818,9 +837,12 @@ pub(crate) async fn run(
                 };
                 let out = match (&front, native) {
                     (Front::OpenAi, _) => Out::OpenAi,
-                    (Front::Anthropic { .. }, Some(_)) => Out::Raw,
+                    (_, Some(_)) => Out::Raw,
                     (Front::Anthropic { .. }, None) => {
                         Out::Anthropic(anthropic_inbound::StreamToAnthropic::new(&meta.model))
+                    }
+                    (Front::Gemini { .. }, None) => {
+                        Out::Gemini(gemini_inbound::StreamToGemini::new(&meta.model))
                     }
                 };
                 let stream = RelayStream {
@@ -1030,6 +1052,8 @@ enum Out {
     Raw,
     /// Anthropic's events, from the OpenAI chunks.
     Anthropic(anthropic_inbound::StreamToAnthropic),
+    /// Gemini's events, from the OpenAI chunks.
+    Gemini(gemini_inbound::StreamToGemini),
 }
 
 /// The client-facing stream: upstream chunks passed through (or translated event by event) as
@@ -1067,17 +1091,40 @@ fn translate_events(
     }
 }
 
+/// The chunks of complete OpenAI SSE lines.
+fn openai_chunks(openai: &[u8]) -> impl Iterator<Item = Value> + '_ {
+    openai.split(|b| *b == b'\n').filter_map(|line| {
+        let data = line.strip_prefix(b"data:")?;
+        let data = data.strip_prefix(b" ").unwrap_or(data);
+        serde_json::from_slice::<Value>(data).ok()
+    })
+}
+
+/// OpenAI SSE lines (complete) as Gemini events.
+fn to_gemini(enc: &mut gemini_inbound::StreamToGemini, openai: &[u8]) -> Bytes {
+    let mut out = String::new();
+    for chunk in openai_chunks(openai) {
+        if let Some(e) = chunk.get("error") {
+            let msg = e
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("upstream error");
+            out.push_str(&gemini_inbound::sse_event(&gemini_inbound::error_body(
+                500, msg,
+            )));
+            continue;
+        }
+        for ev in enc.on_chunk(&chunk) {
+            out.push_str(&gemini_inbound::sse_event(&ev));
+        }
+    }
+    Bytes::from(out)
+}
+
 /// OpenAI SSE lines (complete) as Anthropic events.
 fn to_anthropic(enc: &mut anthropic_inbound::StreamToAnthropic, openai: &[u8]) -> Bytes {
     let mut out = String::new();
-    for line in openai.split(|b| *b == b'\n') {
-        let Some(data) = line.strip_prefix(b"data:") else {
-            continue;
-        };
-        let data = data.strip_prefix(b" ").unwrap_or(data);
-        let Ok(chunk) = serde_json::from_slice::<Value>(data) else {
-            continue;
-        };
+    for chunk in openai_chunks(openai) {
         if let Some(e) = chunk.get("error") {
             let msg = e
                 .get("message")
@@ -1118,6 +1165,7 @@ impl RelayStream {
             Out::OpenAi => openai,
             Out::Raw => Bytes::copy_from_slice(chunk),
             Out::Anthropic(enc) => to_anthropic(enc, &openai),
+            Out::Gemini(enc) => to_gemini(enc, &openai),
         }
     }
 
@@ -1130,23 +1178,30 @@ impl RelayStream {
         }
         let mut openai = BytesMut::from(&self.proc.feed(&buf)[..]);
         openai.extend_from_slice(&self.proc.finish());
+        let (p, c) = self
+            .billing
+            .as_ref()
+            .map(|b| b.counts(self.proc.usage, &self.proc.text))
+            .unwrap_or_default();
+        let u = crate::adaptors::Usage {
+            prompt_tokens: p,
+            completion_tokens: c,
+            ..Default::default()
+        };
         let tail = match &mut self.out {
             Out::OpenAi => openai.freeze(),
             Out::Raw => Bytes::new(),
             Out::Anthropic(enc) => {
                 let mut out = BytesMut::from(&to_anthropic(enc, &openai)[..]);
-                let (p, c) = self
-                    .billing
-                    .as_ref()
-                    .map(|b| b.counts(self.proc.usage, &self.proc.text))
-                    .unwrap_or_default();
-                let u = crate::adaptors::Usage {
-                    prompt_tokens: p,
-                    completion_tokens: c,
-                    ..Default::default()
-                };
                 for (name, ev) in enc.finish(&u) {
                     out.extend_from_slice(anthropic_inbound::sse_event(name, &ev).as_bytes());
+                }
+                out.freeze()
+            }
+            Out::Gemini(enc) => {
+                let mut out = BytesMut::from(&to_gemini(enc, &openai)[..]);
+                for ev in enc.finish(&u) {
+                    out.extend_from_slice(gemini_inbound::sse_event(&ev).as_bytes());
                 }
                 out.freeze()
             }

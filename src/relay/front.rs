@@ -1,7 +1,9 @@
 //! Native front doors beyond One API: Anthropic's `POST /v1/messages` (Claude Code, the
-//! `anthropic` SDKs). The request is authorised like any `/v1` call (`x-api-key` or Bearer),
-//! turned into OpenAI's format for routing, pricing and channels of other formats, and passed
-//! through untouched to Anthropic channels. Answers and errors use Anthropic's shapes.
+//! `anthropic` SDKs) and Gemini's `POST /v1beta/models/{model}:generateContent` /
+//! `:streamGenerateContent` (the `google-genai` SDKs). The request is authorised like any `/v1`
+//! call (`x-api-key`, `x-goog-api-key`, `?key=` on `/v1beta`, or Bearer), turned into OpenAI's
+//! format for routing, pricing and channels of other formats, and passed through untouched to
+//! channels of the same format. Answers and errors use the front door's shapes.
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use bytes::Bytes;
@@ -10,7 +12,7 @@ use serde_json::Value;
 use super::auth::TokenAuth;
 use super::forward::{self, Front};
 use super::types::RelayMode;
-use crate::adaptors::anthropic_inbound;
+use crate::adaptors::{anthropic_inbound, gemini_inbound};
 use crate::error::{AppError, V1Error};
 use crate::state::AppState;
 
@@ -85,6 +87,68 @@ async fn messages_inner(
         meta,
         "/v1/chat/completions".to_string(),
         Front::Anthropic { native },
+    )
+    .await
+}
+
+/// An error in Gemini's shape.
+fn gemini_error(e: V1Error) -> HttpResponse {
+    let status = e.status_code();
+    let body = e.body();
+    let msg = body
+        .pointer("/error/message")
+        .and_then(Value::as_str)
+        .unwrap_or("error");
+    HttpResponse::build(status).json(gemini_inbound::error_body(status.as_u16(), msg))
+}
+
+/// `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`
+pub async fn gemini_generate(
+    req: HttpRequest,
+    target: web::Path<String>,
+    payload: web::Payload,
+    auth: Result<TokenAuth, V1Error>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    match gemini_inner(req, target.into_inner(), payload, auth, state).await {
+        Ok(r) => r,
+        Err(e) => gemini_error(e),
+    }
+}
+
+async fn gemini_inner(
+    req: HttpRequest,
+    target: String,
+    payload: web::Payload,
+    auth: Result<TokenAuth, V1Error>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, V1Error> {
+    let (model, stream) = match target.rsplit_once(':') {
+        Some((m, "generateContent")) => (m.to_string(), false),
+        Some((m, "streamGenerateContent")) => (m.to_string(), true),
+        _ => return Err(AppError::NotFound(format!("unknown method: {target}")).into()),
+    };
+    let auth = auth?;
+    let state: AppState = state.get_ref().clone();
+    let raw = forward::read_front_body(&state, payload).await?;
+    let native: Value = serde_json::from_slice(&raw)
+        .map_err(|e| AppError::bad_request(format!("invalid request body: {e}")))?;
+    if !native.is_object() {
+        return Err(AppError::bad_request("invalid request body: expected a JSON object").into());
+    }
+    let openai = gemini_inbound::from_generate_request(&native, &model, stream)
+        .map_err(AppError::bad_request)?;
+    let body = Bytes::from(serde_json::to_vec(&openai).unwrap_or_default());
+    let meta = forward::parse_chat(&req, &body)?;
+    forward::run(
+        &req,
+        auth,
+        state,
+        RelayMode::ChatCompletions,
+        body,
+        meta,
+        "/v1/chat/completions".to_string(),
+        Front::Gemini { native },
     )
     .await
 }

@@ -314,6 +314,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// Native front doors mounted at the root: Gemini's `/v1beta/models/{model}:{method}`.
+pub fn configure_native(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/v1beta/models/{target}",
+        web::post().to(front::gemini_generate),
+    );
+}
+
 /// One API's `/dashboard/billing/*` routes (mounted at the root).
 pub fn configure_dashboard(cfg: &mut web::ServiceConfig) {
     cfg.route(

@@ -195,6 +195,103 @@ mod tests {
     }
 
     #[test]
+    fn vendor_path_rules() {
+        let p = "/v1/chat/completions";
+        // Zhipu: the v4 API.
+        assert_eq!(
+            request_url(16, "", p, None),
+            "https://open.bigmodel.cn/api/paas/v4/chat/completions"
+        );
+        assert_eq!(
+            request_url(16, "", "/v1/embeddings", None),
+            "https://open.bigmodel.cn/api/paas/v4/embeddings"
+        );
+        // Ali DashScope: compatible mode, as Bailian.
+        assert_eq!(
+            request_url(17, "", p, None),
+            "https://dashscope.aliyuncs.com/compatible-mode/v1/chat/completions"
+        );
+        // Cohere: the compatibility API.
+        assert_eq!(
+            request_url(35, "", p, None),
+            "https://api.cohere.ai/compatibility/v1/chat/completions"
+        );
+        // Minimax: chat has its own path; other endpoints do not.
+        assert_eq!(
+            request_url(27, "", p, None),
+            "https://api.minimax.chat/v1/text/chatcompletion_v2"
+        );
+        assert_eq!(
+            request_url(27, "", "/v1/embeddings", None),
+            "https://api.minimax.chat/v1/embeddings"
+        );
+        // Cloudflare Workers AI: the account id from the channel config, or an AI Gateway base.
+        assert_eq!(
+            request_url(37, "", p, Some("acc")),
+            "https://api.cloudflare.com/client/v4/accounts/acc/ai/v1/chat/completions"
+        );
+        assert_eq!(
+            request_url(
+                37,
+                "https://gateway.ai.cloudflare.com/v1/acc/gw/workers-ai",
+                p,
+                None
+            ),
+            "https://gateway.ai.cloudflare.com/v1/acc/gw/workers-ai/v1/chat/completions"
+        );
+        // An OpenAI channel behind an AI Gateway: the gateway base replaces /v1.
+        assert_eq!(
+            request_url(
+                1,
+                "https://gateway.ai.cloudflare.com/v1/acc/gw/openai",
+                p,
+                None
+            ),
+            "https://gateway.ai.cloudflare.com/v1/acc/gw/openai/chat/completions"
+        );
+        // Gemini's OpenAI endpoint and DeepSeek, xAI, SiliconFlow, Moonshot: plain.
+        assert_eq!(
+            request_url(51, "", p, None),
+            "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions"
+        );
+        assert_eq!(
+            request_url(36, "", p, None),
+            "https://api.deepseek.com/v1/chat/completions"
+        );
+        // A query string is kept.
+        assert_eq!(
+            request_url(1, "", "/v1/chat/completions?x=1", None),
+            "https://api.openai.com/v1/chat/completions?x=1"
+        );
+    }
+
+    #[test]
+    fn openrouter_headers_and_bearer() {
+        let ctx = Ctx {
+            channel_type: 20,
+            base_url: "",
+            key: "k",
+            api_version: None,
+            user_id: None,
+            path: "/v1/chat/completions",
+            mode: crate::relay::types::RelayMode::ChatCompletions,
+            model: "m",
+            stream: false,
+            prompt_tokens: 0,
+            gemini_version: "v1",
+            gemini_safety: "BLOCK_NONE",
+            anthropic_version: None,
+            anthropic_beta: None,
+        };
+        let up = OpenAi.build_request(&ctx);
+        assert!(
+            up.headers
+                .contains(&("Authorization".into(), "Bearer k".into()))
+        );
+        assert!(up.headers.iter().any(|(k, _)| k == "HTTP-Referer"));
+    }
+
+    #[test]
     fn errors_keep_upstream_object() {
         let e = OpenAi.map_error(401, br#"{"error":{"message":"bad key","type":"invalid_request_error","code":"invalid_api_key"}}"#);
         assert_eq!(e["code"], "invalid_api_key");

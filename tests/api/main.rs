@@ -19,6 +19,7 @@ mod redemptions;
 mod relay_anthropic;
 mod relay_azure;
 mod relay_gemini;
+mod relay_gemini_front;
 mod relay_messages;
 mod relay_openai;
 mod relay_stream;
