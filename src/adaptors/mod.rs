@@ -4,6 +4,8 @@
 
 pub mod anthropic;
 pub mod anthropic_inbound;
+pub mod coze;
+pub mod deepl;
 pub mod gemini;
 pub mod gemini_inbound;
 pub mod image_fetch;

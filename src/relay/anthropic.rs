@@ -126,6 +126,7 @@ mod tests {
             gemini_safety: "BLOCK_NONE",
             anthropic_version: None,
             anthropic_beta: None,
+            request: None,
         }
     }
 

@@ -691,6 +691,7 @@ pub(crate) async fn run(
             gemini_safety: &state.cfg.gemini_safety_setting,
             anthropic_version: anthropic_version.as_deref(),
             anthropic_beta: anthropic_beta.as_deref(),
+            request: meta.json.as_ref(),
         };
         let translated = native.is_some() || !adaptor.is_openai();
         let prepared = match native {

@@ -123,6 +123,7 @@ mod tests {
             gemini_safety: "BLOCK_ONLY_HIGH",
             anthropic_version: None,
             anthropic_beta: None,
+            request: None,
         }
     }
 

@@ -9,6 +9,8 @@
 pub mod anthropic;
 pub mod auth;
 pub mod azure;
+pub mod coze;
+pub mod deepl;
 pub mod forward;
 pub mod front;
 pub mod gemini;
@@ -68,6 +70,8 @@ pub struct Ctx<'a> {
     /// The client's `anthropic-version` / `anthropic-beta` headers, forwarded to Anthropic.
     pub anthropic_version: Option<&'a str>,
     pub anthropic_beta: Option<&'a str>,
+    /// The client's request in OpenAI's format (`None` for multipart bodies).
+    pub request: Option<&'a Value>,
 }
 
 /// Turns one provider's stream, event by event, into OpenAI `chat.completion.chunk`s.
@@ -132,6 +136,8 @@ pub fn adaptor_for(channel_type: i64) -> &'static dyn Adaptor {
         3 => &azure::Azure,
         14 => &anthropic::Anthropic,
         24 => &gemini::Gemini,
+        34 => &coze::Coze,
+        38 => &deepl::DeepL,
         _ => &openai::OpenAi,
     }
 }

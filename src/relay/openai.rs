@@ -282,6 +282,7 @@ mod tests {
             gemini_safety: "BLOCK_NONE",
             anthropic_version: None,
             anthropic_beta: None,
+            request: None,
         };
         let up = OpenAi.build_request(&ctx);
         assert!(

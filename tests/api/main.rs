@@ -23,5 +23,6 @@ mod relay_gemini_front;
 mod relay_messages;
 mod relay_openai;
 mod relay_stream;
+mod relay_vendors;
 mod tokens;
 mod users;
