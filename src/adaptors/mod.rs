@@ -4,6 +4,7 @@
 
 pub mod anthropic;
 pub mod anthropic_inbound;
+pub mod bedrock;
 pub mod coze;
 pub mod deepl;
 pub mod gemini;

@@ -65,10 +65,7 @@ impl Adaptor for Anthropic {
     }
 
     fn stream_translator(&self, _ctx: &Ctx) -> Option<Box<dyn StreamTranslator>> {
-        Some(Box::new(Stream {
-            inner: wire::StreamToOpenAi::new(now()),
-            usage_sent: false,
-        }))
+        Some(Box::new(AnthropicStream::new()))
     }
 
     fn map_error(&self, _status: u16, body: &[u8]) -> Value {
@@ -76,13 +73,20 @@ impl Adaptor for Anthropic {
     }
 }
 
-/// Anthropic events -> OpenAI chunks, ending with one usage chunk.
-struct Stream {
+/// Anthropic events -> OpenAI chunks, ending with one usage chunk (also used by Bedrock).
+pub(crate) struct AnthropicStream {
     inner: wire::StreamToOpenAi,
     usage_sent: bool,
 }
 
-impl Stream {
+impl AnthropicStream {
+    pub(crate) fn new() -> Self {
+        AnthropicStream {
+            inner: wire::StreamToOpenAi::new(now()),
+            usage_sent: false,
+        }
+    }
+
     fn usage_chunk(&mut self) -> Vec<Value> {
         if self.usage_sent {
             return vec![];
@@ -92,7 +96,7 @@ impl Stream {
     }
 }
 
-impl StreamTranslator for Stream {
+impl StreamTranslator for AnthropicStream {
     fn on_event(&mut self, _event: &str, data: &str) -> Result<Vec<Value>, Value> {
         match self.inner.on_event(data) {
             StreamOut::Chunks(c) => Ok(c),
@@ -127,6 +131,7 @@ mod tests {
             anthropic_version: None,
             anthropic_beta: None,
             request: None,
+            config: None,
         }
     }
 

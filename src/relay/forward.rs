@@ -26,6 +26,7 @@ use super::route::{self, Channel};
 use super::sse::{SseDecoder, SseProcessor};
 use super::types::{RelayMode, RequestMeta, Usage, multipart_field};
 use super::{Ctx, StreamTranslator, adaptor_for, reload_routing};
+use crate::adaptors::bedrock::EventStreamDecoder;
 use crate::adaptors::image_fetch::{self, FetchPolicy};
 use crate::adaptors::{anthropic_inbound, gemini_inbound};
 use crate::billing::ledger::Reservation;
@@ -692,6 +693,7 @@ pub(crate) async fn run(
             anthropic_version: anthropic_version.as_deref(),
             anthropic_beta: anthropic_beta.as_deref(),
             request: meta.json.as_ref(),
+            config: Some(&channel.settings).filter(|v| !v.is_null()),
         };
         let translated = native.is_some() || !adaptor.is_openai();
         let prepared = match native {
@@ -706,7 +708,8 @@ pub(crate) async fn run(
                 return Err(V1Error(e));
             }
         };
-        let up = adaptor.build_request(&ctx);
+        let mut up = adaptor.build_request(&ctx);
+        up.headers.extend(adaptor.sign(&ctx, &up.url, &body));
         let body_type = if translated {
             "application/json"
         } else {
@@ -722,6 +725,7 @@ pub(crate) async fn run(
         }
         match (&accept, meta.stream) {
             (Some(a), _) if !translated => rb = rb.header("Accept", a.as_str()),
+            (_, true) if adaptor.event_stream() => {}
             (_, true) => rb = rb.header("Accept", "text/event-stream"),
             _ => {}
         }
@@ -830,9 +834,14 @@ pub(crate) async fn run(
             Ok(Sent::Stream { first, rest }) => {
                 record_success(&state, channel.id);
                 let decoder = if translated {
-                    adaptor
-                        .stream_translator(&ctx)
-                        .map(|t| (SseDecoder::default(), t))
+                    adaptor.stream_translator(&ctx).map(|t| {
+                        let d = if adaptor.event_stream() {
+                            Decoder::Aws(EventStreamDecoder::default())
+                        } else {
+                            Decoder::Sse(SseDecoder::default())
+                        };
+                        (d, t)
+                    })
                 } else {
                     None
                 };
@@ -1064,11 +1073,34 @@ struct RelayStream {
     upstream: ByteStream,
     first: Option<Bytes>,
     /// The provider's SSE decoder and translator to OpenAI chunks (`None`: already OpenAI).
-    decoder: Option<(SseDecoder, Box<dyn StreamTranslator>)>,
+    decoder: Option<(Decoder, Box<dyn StreamTranslator>)>,
     proc: SseProcessor,
     out: Out,
     billing: Option<Billing>,
     ended: bool,
+}
+
+/// Splits a provider's stream into events.
+enum Decoder {
+    Sse(SseDecoder),
+    /// AWS's binary event stream (Bedrock).
+    Aws(EventStreamDecoder),
+}
+
+impl Decoder {
+    fn feed(&mut self, chunk: &[u8]) -> Vec<(String, String)> {
+        match self {
+            Decoder::Sse(d) => d.feed(chunk),
+            Decoder::Aws(d) => d.feed(chunk),
+        }
+    }
+
+    fn finish(&mut self) -> Vec<(String, String)> {
+        match self {
+            Decoder::Sse(d) => d.finish(),
+            Decoder::Aws(_) => vec![],
+        }
+    }
 }
 
 fn openai_sse(chunks: Vec<Value>, buf: &mut BytesMut) {

@@ -124,6 +124,7 @@ mod tests {
             anthropic_version: None,
             anthropic_beta: None,
             request: None,
+            config: None,
         }
     }
 

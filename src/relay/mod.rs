@@ -9,6 +9,7 @@
 pub mod anthropic;
 pub mod auth;
 pub mod azure;
+pub mod bedrock;
 pub mod coze;
 pub mod deepl;
 pub mod forward;
@@ -72,6 +73,8 @@ pub struct Ctx<'a> {
     pub anthropic_beta: Option<&'a str>,
     /// The client's request in OpenAI's format (`None` for multipart bodies).
     pub request: Option<&'a Value>,
+    /// The channel's `config` JSON (AWS credentials and region, ...).
+    pub config: Option<&'a Value>,
 }
 
 /// Turns one provider's stream, event by event, into OpenAI `chat.completion.chunk`s.
@@ -113,6 +116,14 @@ pub trait Adaptor: Sync + std::fmt::Debug {
                 "param": "", "code": "bad_response"})
         })
     }
+    /// Headers that depend on the final URL and body (request signing, e.g. AWS SigV4).
+    fn sign(&self, _ctx: &Ctx, _url: &str, _body: &[u8]) -> Vec<(String, String)> {
+        vec![]
+    }
+    /// Whether stream answers use AWS's binary event stream rather than SSE.
+    fn event_stream(&self) -> bool {
+        false
+    }
     /// The translator for a stream answer; `None` = the upstream already sends OpenAI chunks.
     fn stream_translator(&self, _ctx: &Ctx) -> Option<Box<dyn StreamTranslator>> {
         None
@@ -136,6 +147,7 @@ pub fn adaptor_for(channel_type: i64) -> &'static dyn Adaptor {
         3 => &azure::Azure,
         14 => &anthropic::Anthropic,
         24 => &gemini::Gemini,
+        33 => &bedrock::Bedrock,
         34 => &coze::Coze,
         38 => &deepl::DeepL,
         _ => &openai::OpenAi,

@@ -283,6 +283,7 @@ mod tests {
             anthropic_version: None,
             anthropic_beta: None,
             request: None,
+            config: None,
         };
         let up = OpenAi.build_request(&ctx);
         assert!(

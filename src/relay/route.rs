@@ -32,6 +32,8 @@ pub struct Channel {
     pub api_version: Option<String>,
     /// `config.user_id` (Cloudflare's account id, Coze's user).
     pub user_id: Option<String>,
+    /// The parsed `config` JSON (`Null` when empty or invalid).
+    pub settings: serde_json::Value,
 }
 
 impl Channel {
@@ -68,6 +70,7 @@ fn from_row(c: &channels::Channel) -> Channel {
         api_version: config_field(&c.config, "api_version")
             .or_else(|| Some(c.other.trim().to_string()).filter(|s| !s.is_empty())),
         user_id: config_field(&c.config, "user_id"),
+        settings: serde_json::from_str(&c.config).unwrap_or_default(),
     }
 }
 
