@@ -367,6 +367,20 @@ pub const ROUTES: &[RouteDoc] = &[
         Token,
         "Text completions",
     ),
+    r(
+        "post",
+        "/v1/messages",
+        "relay",
+        Token,
+        "Anthropic Messages API (x-api-key or Bearer), any channel",
+    ),
+    r(
+        "post",
+        "/v1beta/models/{target}",
+        "relay",
+        Token,
+        "Gemini generateContent / streamGenerateContent ({model}:{method}), any channel",
+    ),
     r("post", "/v1/embeddings", "relay", Token, "Embeddings"),
     r(
         "post",

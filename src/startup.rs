@@ -246,6 +246,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .wrap(from_fn(crate::relay::handlers::cors)),
         )
         .configure(crate::relay::configure_dashboard)
+        .configure(crate::relay::configure_native)
         .default_service(web::to(crate::web::index));
 }
 

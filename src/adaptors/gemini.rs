@@ -15,16 +15,26 @@ pub const SAFETY_CATEGORIES: &[&str] = &[
     "HARM_CATEGORY_CIVIC_INTEGRITY",
 ];
 
-/// The API version for a model: the channel's `api_version`, else `v1beta` for the models that
-/// need it (system instructions, tools), else `GEMINI_VERSION`.
+/// The API version for a model: the channel's `api_version`, else `GEMINI_VERSION` for the
+/// legacy 1.0 models (`gemini-pro`, `gemini-1.0-*`: One API's behaviour), else `v1beta`, which
+/// every current model needs for system instructions, tools and JSON output.
 pub fn api_version(model: &str, channel_version: Option<&str>, default: &str) -> String {
     if let Some(v) = channel_version.filter(|v| !v.is_empty()) {
         return v.to_string();
     }
-    if model.starts_with("gemini-1.5") || model.starts_with("gemini-2") || model.contains("exp") {
-        return "v1beta".into();
+    let legacy = model == "gemini-pro"
+        || model.starts_with("gemini-pro-")
+        || model.starts_with("gemini-1.0");
+    if legacy && !default.is_empty() {
+        return default.to_string();
     }
-    default.to_string()
+    "v1beta".into()
+}
+
+/// `{base}/{version}/models/{model}:batchEmbedContents`.
+pub fn embed_url(base: &str, version: &str, model: &str) -> String {
+    let base = base.trim_end_matches('/');
+    format!("{base}/{version}/models/{model}:batchEmbedContents")
 }
 
 /// `{base}/{version}/models/{model}:{method}` (streams add `?alt=sse`).
@@ -513,6 +523,13 @@ mod tests {
         assert_eq!(api_version("gemini-1.5-pro", None, "v1"), "v1beta");
         assert_eq!(api_version("gemini-pro", None, "v1"), "v1");
         assert_eq!(api_version("gemini-pro", Some("v1beta"), "v1"), "v1beta");
+        assert_eq!(api_version("gemini-2.5-flash", None, "v1"), "v1beta");
+        assert_eq!(api_version("gemma-3-27b-it", None, "v1"), "v1beta");
+        assert_eq!(api_version("gemini-2.5-pro", Some("v1"), "v1"), "v1");
+        assert_eq!(
+            embed_url("https://g.example/", "v1beta", "text-embedding-004"),
+            "https://g.example/v1beta/models/text-embedding-004:batchEmbedContents"
+        );
         assert_eq!(
             url(
                 "https://generativelanguage.googleapis.com/",

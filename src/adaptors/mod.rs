@@ -4,7 +4,11 @@
 
 pub mod anthropic;
 pub mod anthropic_inbound;
+pub mod bedrock;
+pub mod coze;
+pub mod deepl;
 pub mod gemini;
+pub mod gemini_inbound;
 pub mod image_fetch;
 
 /// Token usage as billed: prompt includes cached input (read and creation), which providers

@@ -129,10 +129,12 @@ async fn authorise(req: HttpRequest) -> Result<TokenAuth, AppError> {
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no app state")))?
         .clone();
+    let native = super::front::native_key(&req);
     let header = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
+        .or(native.as_deref())
         .unwrap_or("");
     let (key, pin) = parse_key(header);
     if key.is_empty() {

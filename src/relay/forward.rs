@@ -23,9 +23,12 @@ use serde_json::{Value, json};
 
 use super::auth::TokenAuth;
 use super::route::{self, Channel};
-use super::sse::SseProcessor;
+use super::sse::{SseDecoder, SseProcessor};
 use super::types::{RelayMode, RequestMeta, Usage, multipart_field};
-use super::{adaptor_for, reload_routing};
+use super::{Ctx, StreamTranslator, adaptor_for, reload_routing};
+use crate::adaptors::bedrock::EventStreamDecoder;
+use crate::adaptors::image_fetch::{self, FetchPolicy};
+use crate::adaptors::{anthropic_inbound, gemini_inbound};
 use crate::billing::ledger::{Reservation, Settled};
 use crate::billing::quota::{self, Price};
 use crate::error::{AppError, V1Error, V1Result};
@@ -156,21 +159,27 @@ struct Billing {
 }
 
 impl Billing {
+    /// Prompt and completion tokens of a text answer: the upstream's usage (repaired as One
+    /// API does), else the local prompt count and the completion text counted.
+    fn counts(&self, usage: Option<Usage>, completion_text: &str) -> (i64, i64) {
+        match usage {
+            Some(u) => {
+                let u = u.repaired(self.prompt_tokens);
+                (u.prompt_tokens, u.completion_tokens)
+            }
+            None => (
+                self.prompt_tokens,
+                tokenizer::count_text(&self.model, completion_text),
+            ),
+        }
+    }
+
     /// Settles with the usage delivered (also from `Drop`, so no awaits here except the
     /// writer queue).
     fn settle(self, usage: Option<Usage>, completion_text: &str) -> Settled {
         let (prompt, completion, charged) = match self.plan {
             Plan::Text => {
-                let (p, c) = match usage {
-                    Some(u) => {
-                        let u = u.repaired(self.prompt_tokens);
-                        (u.prompt_tokens, u.completion_tokens)
-                    }
-                    None => (
-                        self.prompt_tokens,
-                        tokenizer::count_text(&self.model, completion_text),
-                    ),
-                };
+                let (p, c) = self.counts(usage, completion_text);
                 (p, c, quota::text_quota(&self.price, p, c))
             }
             Plan::Fixed(q) => (0, 0, q),
@@ -234,24 +243,22 @@ fn transport_failure(msg: String, code: &str) -> Failure {
     }
 }
 
-/// The request body for a channel: the original bytes unless something must change.
-fn body_for(
+/// The OpenAI body for a channel when something must change (model mapping, the channel's
+/// system prompt, `include_usage`): `Some((json, system_prompt_reset))`, else `None`.
+fn edited_json(
     meta: &RequestMeta,
-    raw: &Bytes,
     channel: &Channel,
     mode: RelayMode,
     force_usage: bool,
-) -> (Bytes, bool) {
-    let Some(json) = &meta.json else {
-        return (raw.clone(), false);
-    };
+) -> Option<(Value, bool)> {
+    let json = meta.json.as_ref()?;
     let mapped = channel.map_model(&meta.model);
     // A model named only in the path (`/v1/engines/{model}/embeddings`) goes into the body.
     let remap = mapped != meta.model || json.get("model").is_none();
     let system = mode == RelayMode::ChatCompletions && channel.system_prompt.is_some();
     let usage = meta.stream && force_usage && !meta.include_usage && mode.is_streamable();
     if !remap && !system && !usage {
-        return (raw.clone(), false);
+        return None;
     }
     let mut v = json.clone();
     if remap {
@@ -278,10 +285,64 @@ fn body_for(
     if usage {
         v["stream_options"] = json!({"include_usage": true});
     }
-    (
-        Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+    Some((v, reset))
+}
+
+/// The request body for an OpenAI-format channel: the original bytes unless something must
+/// change.
+fn body_for(
+    meta: &RequestMeta,
+    raw: &Bytes,
+    channel: &Channel,
+    mode: RelayMode,
+    force_usage: bool,
+) -> (Bytes, bool) {
+    match edited_json(meta, channel, mode, force_usage) {
+        None => (raw.clone(), false),
+        Some((v, reset)) => (
+            Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+            reset,
+        ),
+    }
+}
+
+/// The request body for a channel whose upstream has its own format: the OpenAI body (edited as
+/// for any channel), its `image_url`s fetched through the guarded fetcher when the provider needs
+/// them inline, then translated by the adaptor. `Err` is the client's fault (400).
+async fn translated_body(
+    state: &AppState,
+    meta: &RequestMeta,
+    channel: &Channel,
+    mode: RelayMode,
+    adaptor: &dyn super::Adaptor,
+    ctx: &Ctx<'_>,
+) -> Result<(Bytes, bool), AppError> {
+    let (mut v, reset) = match edited_json(meta, channel, mode, false) {
+        Some(e) => e,
+        None => (
+            meta.json.clone().ok_or_else(|| {
+                AppError::bad_request("this endpoint is not supported by the channel")
+            })?,
+            false,
+        ),
+    };
+    if adaptor.inline_images() && mode == RelayMode::ChatCompletions {
+        let policy = FetchPolicy {
+            timeout: state.cfg.user_content_request_timeout,
+            proxy: state.cfg.user_content_request_proxy.clone(),
+            ..Default::default()
+        };
+        image_fetch::inline_images(&mut v, &policy)
+            .await
+            .map_err(|e| AppError::bad_request(format!("image_url: {e}")))?;
+    }
+    let out = adaptor
+        .convert_request(ctx, v)
+        .map_err(AppError::bad_request)?;
+    Ok((
+        Bytes::from(serde_json::to_vec(&out).unwrap_or_default()),
         reset,
-    )
+    ))
 }
 
 impl RelayMode {
@@ -445,6 +506,54 @@ fn pick_channel(
         })
 }
 
+/// The format the client speaks (the answer is given in it).
+pub(crate) enum Front {
+    /// OpenAI's `/v1/...`.
+    OpenAi,
+    /// Anthropic's `POST /v1/messages`; `native` is the client's request, passed through
+    /// untouched (but for the model mapping) to Anthropic channels.
+    Anthropic { native: Value },
+    /// Gemini's `POST /v1beta/models/{model}:generateContent` (or `:streamGenerateContent`);
+    /// `native` is passed through untouched to Gemini channels (the model goes in the URL).
+    Gemini { native: Value },
+}
+
+impl Front {
+    /// The client's own request when this channel type speaks the client's format.
+    fn native_for(&self, channel_type: i64) -> Option<&Value> {
+        match self {
+            Front::Anthropic { native } if channel_type == 14 => Some(native),
+            Front::Gemini { native } if channel_type == 24 => Some(native),
+            _ => None,
+        }
+    }
+}
+
+/// The client's native request for a channel of the same format: the model mapped (Anthropic;
+/// Gemini's is in the URL), the channel's system prompt forced.
+fn native_body(front: &Front, native: &Value, channel: &Channel, model: &str) -> (Bytes, bool) {
+    let mut v = native.clone();
+    let gemini = matches!(front, Front::Gemini { .. });
+    if !gemini {
+        v["model"] = Value::String(model.to_string());
+    }
+    let reset = match &channel.system_prompt {
+        Some(p) if gemini => {
+            v["systemInstruction"] = json!({"parts": [{"text": p}]});
+            true
+        }
+        Some(p) => {
+            v["system"] = Value::String(p.clone());
+            true
+        }
+        None => false,
+    };
+    (
+        Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+        reset,
+    )
+}
+
 #[tracing::instrument(skip_all, fields(token_id = auth.token.id, channel_id, model))]
 async fn relay(
     req: HttpRequest,
@@ -453,12 +562,50 @@ async fn relay(
     state: Data,
     mode: RelayMode,
 ) -> V1Result<HttpResponse> {
-    let started = Instant::now();
     let state: AppState = state.get_ref().clone();
     let raw = read_body(payload, state.cfg.relay_max_body).await?;
     let meta = parse_request(&req, mode, &raw)?;
+    let path = if req.match_info().get("model").is_some() {
+        "/v1/embeddings".to_string()
+    } else {
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or(req.path())
+            .to_string()
+    };
+    run(&req, auth, state, mode, raw, meta, path, Front::OpenAi).await
+}
+
+/// Reads a front door's body (bounded like `/v1`).
+pub(crate) async fn read_front_body(
+    state: &AppState,
+    payload: web::Payload,
+) -> Result<Bytes, AppError> {
+    read_body(payload, state.cfg.relay_max_body).await
+}
+
+/// Validates an OpenAI chat body built by a front door (same rules as `/v1/chat/completions`).
+pub(crate) fn parse_chat(req: &HttpRequest, body: &Bytes) -> Result<RequestMeta, AppError> {
+    parse_request(req, RelayMode::ChatCompletions, body)
+}
+
+/// The relay proper, for any front door: pick, reserve, send (retrying), answer, settle.
+/// `raw`/`meta` are the OpenAI-format request; `path` its `/v1/...` path.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn run(
+    req: &HttpRequest,
+    auth: TokenAuth,
+    state: AppState,
+    mode: RelayMode,
+    raw: Bytes,
+    meta: RequestMeta,
+    path: String,
+    front: Front,
+) -> V1Result<HttpResponse> {
+    let started = Instant::now();
     tracing::Span::current().record("model", meta.model.as_str());
-    crate::metrics::relay_route(&req, &state, &meta.model, None);
+    crate::metrics::relay_route(req, &state, &meta.model, None);
     auth.check_model(&meta.model)?;
     let opts = state.options.load();
     let ratios = state.relay.ratios(&opts);
@@ -514,31 +661,21 @@ async fn relay(
     };
     let auto_disable = opts.bool("AutomaticDisableChannelEnabled");
     let log_enabled = opts.bool("LogConsumeEnabled");
-    let content_type = req
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .to_string();
-    let accept = req
-        .headers()
-        .get("accept")
-        .and_then(|v| v.to_str().ok())
-        .map(String::from);
-    let path = if req.match_info().get("model").is_some() {
-        "/v1/embeddings".to_string()
-    } else {
-        req.uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or(req.path())
-            .to_string()
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
     };
+    let content_type = header("content-type").unwrap_or_else(|| "application/json".into());
+    let accept = header("accept");
+    let anthropic_version = header("anthropic-version");
+    let anthropic_beta = header("anthropic-beta");
     let mut attempt = 0;
     loop {
         tracing::Span::current().record("channel_id", channel.id);
         crate::metrics::relay_route(
-            &req,
+            req,
             &state,
             channel.map_model(&meta.model),
             Some(channel.id),
@@ -546,19 +683,58 @@ async fn relay(
         let adaptor = adaptor_for(channel.r#type);
         let force_usage =
             state.cfg.enforce_include_usage || adaptor.supports_include_usage(channel.r#type);
-        let (body, system_prompt_reset) = body_for(&meta, &raw, &channel, mode, force_usage);
-        let up = adaptor.build_request(channel.r#type, &channel.base_url, &channel.key, &path);
+        let mapped = channel.map_model(&meta.model).to_string();
+        let native = front.native_for(channel.r#type);
+        let ctx = Ctx {
+            channel_type: channel.r#type,
+            base_url: &channel.base_url,
+            key: &channel.key,
+            api_version: channel.api_version.as_deref(),
+            user_id: channel.user_id.as_deref(),
+            path: &path,
+            mode,
+            model: &mapped,
+            stream: meta.stream,
+            prompt_tokens: prompt,
+            gemini_version: &state.cfg.gemini_version,
+            gemini_safety: &state.cfg.gemini_safety_setting,
+            anthropic_version: anthropic_version.as_deref(),
+            anthropic_beta: anthropic_beta.as_deref(),
+            request: meta.json.as_ref(),
+            config: Some(&channel.settings).filter(|v| !v.is_null()),
+        };
+        let translated = native.is_some() || !adaptor.is_openai();
+        let prepared = match native {
+            Some(n) => Ok(native_body(&front, n, &channel, &mapped)),
+            None if adaptor.is_openai() => Ok(body_for(&meta, &raw, &channel, mode, force_usage)),
+            None => translated_body(&state, &meta, &channel, mode, adaptor, &ctx).await,
+        };
+        let (body, system_prompt_reset) = match prepared {
+            Ok(b) => b,
+            Err(e) => {
+                reservation.refund();
+                return Err(V1Error(e));
+            }
+        };
+        let mut up = adaptor.build_request(&ctx);
+        up.headers.extend(adaptor.sign(&ctx, &up.url, &body));
+        let body_type = if translated {
+            "application/json"
+        } else {
+            content_type.as_str()
+        };
         let mut rb = state
             .http
             .post(&up.url)
-            .header("Content-Type", content_type.as_str())
+            .header("Content-Type", body_type)
             .body(body);
         for (k, v) in &up.headers {
             rb = rb.header(k.as_str(), v.as_str());
         }
         match (&accept, meta.stream) {
-            (Some(a), _) => rb = rb.header("Accept", a.as_str()),
-            (None, true) => rb = rb.header("Accept", "text/event-stream"),
+            (Some(a), _) if !translated => rb = rb.header("Accept", a.as_str()),
+            (_, true) if adaptor.event_stream() => {}
+            (_, true) => rb = rb.header("Accept", "text/event-stream"),
             _ => {}
         }
         if !meta.stream
@@ -567,6 +743,23 @@ async fn relay(
             rb = rb.timeout(t);
         }
         let outcome = send(&state, rb, &meta, adaptor, mode).await;
+        let billing = |reservation, is_stream| Billing {
+            reservation,
+            plan,
+            price: price_for(&channel),
+            prompt_tokens: prompt,
+            model: mapped.clone(),
+            channel_id: channel.id,
+            is_stream,
+            started,
+            request_id: request_id.clone(),
+            user_id: auth.user.id,
+            username: auth.user.username.clone(),
+            token_name: auth.token.name.clone(),
+            token_id: auth.token.id,
+            system_prompt_reset,
+            log_enabled,
+        };
         match outcome {
             Ok(Sent::Full {
                 status,
@@ -574,67 +767,110 @@ async fn relay(
                 body,
             }) => {
                 record_success(&state, channel.id);
-                let (usage, text) = match mode {
-                    RelayMode::AudioTranscription | RelayMode::AudioTranslation => {
+                let mut client_body = body.clone();
+                let mut client_type = content_type;
+                let mut openai: Option<Value> = None;
+                let text_mode = !matches!(
+                    mode,
+                    RelayMode::AudioTranscription
+                        | RelayMode::AudioTranslation
+                        | RelayMode::AudioSpeech
+                        | RelayMode::ImagesGenerations
+                );
+                if text_mode && !translated {
+                    openai = serde_json::from_slice::<Value>(&body).ok();
+                } else if text_mode {
+                    match adaptor.convert_response(&ctx, &body) {
+                        Ok(v) => {
+                            if native.is_none() {
+                                client_body =
+                                    Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
+                                client_type = "application/json".into();
+                            }
+                            openai = Some(v);
+                        }
+                        Err(e) => {
+                            reservation.refund();
+                            return Err(V1Error(AppError::Upstream {
+                                status: 502,
+                                body: e,
+                            }));
+                        }
+                    }
+                }
+                let (usage, text) = match (&openai, mode) {
+                    (_, RelayMode::AudioTranscription | RelayMode::AudioTranslation) => {
                         (None, transcription_text(&body))
                     }
-                    RelayMode::AudioSpeech | RelayMode::ImagesGenerations => (None, String::new()),
-                    _ => match serde_json::from_slice::<Value>(&body) {
-                        Ok(v) => (adaptor.parse_usage(&v), adaptor.completion_text(&v)),
-                        Err(_) => (None, String::new()),
-                    },
+                    (Some(v), _) => (adaptor.parse_usage(v), adaptor.completion_text(v)),
+                    (None, _) => (None, String::new()),
                 };
-                let billing = Billing {
-                    reservation,
-                    plan,
-                    price: price_for(&channel),
-                    prompt_tokens: prompt,
-                    model: channel.map_model(&meta.model).to_string(),
-                    channel_id: channel.id,
-                    is_stream: false,
-                    started,
-                    request_id,
-                    user_id: auth.user.id,
-                    username: auth.user.username.clone(),
-                    token_name: auth.token.name.clone(),
-                    token_id: auth.token.id,
-                    system_prompt_reset,
-                    log_enabled,
-                };
+                let billing = billing(reservation, false);
+                let (p, c) = billing.counts(usage, &text);
                 // Recorded before the client sees the answer (see `Settled`).
                 billing.settle(usage, &text).wait().await;
+                if native.is_none() && !matches!(front, Front::OpenAi) {
+                    let v = openai.unwrap_or_default();
+                    let u = crate::adaptors::Usage {
+                        prompt_tokens: p,
+                        completion_tokens: c,
+                        cache_read_tokens: v
+                            .pointer("/usage/prompt_tokens_details/cached_tokens")
+                            .and_then(Value::as_i64)
+                            .unwrap_or(0),
+                        cache_creation_tokens: 0,
+                    };
+                    let out = match front {
+                        Front::Gemini { .. } => {
+                            gemini_inbound::to_generate_response(&v, &meta.model, &u)
+                        }
+                        _ => {
+                            let mut out = anthropic_inbound::to_messages_response(&v, &u);
+                            out["model"] = Value::String(meta.model.clone());
+                            out
+                        }
+                    };
+                    client_body = Bytes::from(serde_json::to_vec(&out).unwrap_or_default());
+                    client_type = "application/json".into();
+                }
                 let mut res = HttpResponse::build(
                     actix_web::http::StatusCode::from_u16(status)
                         .unwrap_or(actix_web::http::StatusCode::OK),
                 );
-                res.content_type(content_type);
-                return Ok(res.body(body));
+                res.content_type(client_type);
+                return Ok(res.body(client_body));
             }
             Ok(Sent::Stream { first, rest }) => {
                 record_success(&state, channel.id);
-                let billing = Billing {
-                    reservation,
-                    plan,
-                    price: price_for(&channel),
-                    prompt_tokens: prompt,
-                    model: channel.map_model(&meta.model).to_string(),
-                    channel_id: channel.id,
-                    is_stream: true,
-                    started,
-                    request_id,
-                    user_id: auth.user.id,
-                    username: auth.user.username.clone(),
-                    token_name: auth.token.name.clone(),
-                    token_id: auth.token.id,
-                    system_prompt_reset,
-                    log_enabled,
+                let decoder = if translated {
+                    adaptor.stream_translator(&ctx).map(|t| {
+                        let d = if adaptor.event_stream() {
+                            Decoder::Aws(EventStreamDecoder::default())
+                        } else {
+                            Decoder::Sse(SseDecoder::default())
+                        };
+                        (d, t)
+                    })
+                } else {
+                    None
                 };
-                let strip = !meta.include_usage;
+                let out = match (&front, native) {
+                    (Front::OpenAi, _) => Out::OpenAi,
+                    (_, Some(_)) => Out::Raw,
+                    (Front::Anthropic { .. }, None) => {
+                        Out::Anthropic(anthropic_inbound::StreamToAnthropic::new(&meta.model))
+                    }
+                    (Front::Gemini { .. }, None) => {
+                        Out::Gemini(gemini_inbound::StreamToGemini::new(&meta.model))
+                    }
+                };
                 let stream = RelayStream {
                     upstream: rest,
                     first: Some(first),
-                    proc: SseProcessor::new(strip),
-                    billing: Some(billing),
+                    decoder,
+                    proc: SseProcessor::new(!meta.include_usage),
+                    out,
+                    billing: Some(billing(reservation, true)),
                     ended: false,
                 };
                 return Ok(HttpResponse::Ok()
@@ -829,14 +1065,127 @@ fn without_url(e: &reqwest::Error) -> String {
     s
 }
 
-/// The client-facing stream: upstream chunks passed through as they arrive, metered on the way;
-/// settles when the upstream ends, and on drop (client gone) bills what was delivered.
+/// What the client receives of a stream.
+enum Out {
+    /// OpenAI chunks (passed through or translated), metered by the [`SseProcessor`].
+    OpenAi,
+    /// The upstream's bytes untouched (a native front door on a channel of the same format);
+    /// the OpenAI translation is only used for metering.
+    Raw,
+    /// Anthropic's events, from the OpenAI chunks.
+    Anthropic(anthropic_inbound::StreamToAnthropic),
+    /// Gemini's events, from the OpenAI chunks.
+    Gemini(gemini_inbound::StreamToGemini),
+}
+
+/// The client-facing stream: upstream chunks passed through (or translated event by event) as
+/// they arrive, metered on the way; settles when the upstream ends, and on drop (client gone)
+/// bills what was delivered.
 struct RelayStream {
     upstream: ByteStream,
     first: Option<Bytes>,
+    /// The provider's SSE decoder and translator to OpenAI chunks (`None`: already OpenAI).
+    decoder: Option<(Decoder, Box<dyn StreamTranslator>)>,
     proc: SseProcessor,
+    out: Out,
     billing: Option<Billing>,
     ended: bool,
+}
+
+/// Splits a provider's stream into events.
+enum Decoder {
+    Sse(SseDecoder),
+    /// AWS's binary event stream (Bedrock).
+    Aws(EventStreamDecoder),
+}
+
+impl Decoder {
+    fn feed(&mut self, chunk: &[u8]) -> Vec<(String, String)> {
+        match self {
+            Decoder::Sse(d) => d.feed(chunk),
+            Decoder::Aws(d) => d.feed(chunk),
+        }
+    }
+
+    fn finish(&mut self) -> Vec<(String, String)> {
+        match self {
+            Decoder::Sse(d) => d.finish(),
+            Decoder::Aws(_) => vec![],
+        }
+    }
+}
+
+fn openai_sse(chunks: Vec<Value>, buf: &mut BytesMut) {
+    for c in chunks {
+        buf.extend_from_slice(b"data: ");
+        buf.extend_from_slice(c.to_string().as_bytes());
+        buf.extend_from_slice(b"\n\n");
+    }
+}
+
+fn translate_events(
+    events: Vec<(String, String)>,
+    tr: &mut Box<dyn StreamTranslator>,
+    buf: &mut BytesMut,
+) {
+    for (name, data) in events {
+        match tr.on_event(&name, &data) {
+            Ok(chunks) => openai_sse(chunks, buf),
+            Err(e) => openai_sse(vec![json!({ "error": e })], buf),
+        }
+    }
+}
+
+/// The chunks of complete OpenAI SSE lines.
+fn openai_chunks(openai: &[u8]) -> impl Iterator<Item = Value> + '_ {
+    openai.split(|b| *b == b'\n').filter_map(|line| {
+        let data = line.strip_prefix(b"data:")?;
+        let data = data.strip_prefix(b" ").unwrap_or(data);
+        serde_json::from_slice::<Value>(data).ok()
+    })
+}
+
+/// OpenAI SSE lines (complete) as Gemini events.
+fn to_gemini(enc: &mut gemini_inbound::StreamToGemini, openai: &[u8]) -> Bytes {
+    let mut out = String::new();
+    for chunk in openai_chunks(openai) {
+        if let Some(e) = chunk.get("error") {
+            let msg = e
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("upstream error");
+            out.push_str(&gemini_inbound::sse_event(&gemini_inbound::error_body(
+                500, msg,
+            )));
+            continue;
+        }
+        for ev in enc.on_chunk(&chunk) {
+            out.push_str(&gemini_inbound::sse_event(&ev));
+        }
+    }
+    Bytes::from(out)
+}
+
+/// OpenAI SSE lines (complete) as Anthropic events.
+fn to_anthropic(enc: &mut anthropic_inbound::StreamToAnthropic, openai: &[u8]) -> Bytes {
+    let mut out = String::new();
+    for chunk in openai_chunks(openai) {
+        if let Some(e) = chunk.get("error") {
+            let msg = e
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("upstream error");
+            out.push_str(&anthropic_inbound::sse_event(
+                "error",
+                &anthropic_inbound::error_body(500, msg),
+            ));
+            continue;
+        }
+        for (name, ev) in enc.on_chunk(&chunk) {
+            out.push_str(&anthropic_inbound::sse_event(name, &ev));
+        }
+    }
+    Bytes::from(out)
 }
 
 impl RelayStream {
@@ -845,6 +1194,65 @@ impl RelayStream {
             let usage = self.proc.usage;
             let _ = b.settle(usage, &self.proc.text);
         }
+    }
+
+    /// One upstream chunk: metered, and what the client gets of it.
+    fn process(&mut self, chunk: &[u8]) -> Bytes {
+        let openai = match &mut self.decoder {
+            Some((sse, tr)) => {
+                let mut buf = BytesMut::new();
+                translate_events(sse.feed(chunk), tr, &mut buf);
+                self.proc.feed(&buf)
+            }
+            None => self.proc.feed(chunk),
+        };
+        match &mut self.out {
+            Out::OpenAi => openai,
+            Out::Raw => Bytes::copy_from_slice(chunk),
+            Out::Anthropic(enc) => to_anthropic(enc, &openai),
+            Out::Gemini(enc) => to_gemini(enc, &openai),
+        }
+    }
+
+    /// The upstream ended (or broke): the tail for the client; settles.
+    fn end(&mut self) -> Bytes {
+        let mut buf = BytesMut::new();
+        if let Some((sse, tr)) = &mut self.decoder {
+            translate_events(sse.finish(), tr, &mut buf);
+            openai_sse(tr.finish(), &mut buf);
+        }
+        let mut openai = BytesMut::from(&self.proc.feed(&buf)[..]);
+        openai.extend_from_slice(&self.proc.finish());
+        let (p, c) = self
+            .billing
+            .as_ref()
+            .map(|b| b.counts(self.proc.usage, &self.proc.text))
+            .unwrap_or_default();
+        let u = crate::adaptors::Usage {
+            prompt_tokens: p,
+            completion_tokens: c,
+            ..Default::default()
+        };
+        let tail = match &mut self.out {
+            Out::OpenAi => openai.freeze(),
+            Out::Raw => Bytes::new(),
+            Out::Anthropic(enc) => {
+                let mut out = BytesMut::from(&to_anthropic(enc, &openai)[..]);
+                for (name, ev) in enc.finish(&u) {
+                    out.extend_from_slice(anthropic_inbound::sse_event(name, &ev).as_bytes());
+                }
+                out.freeze()
+            }
+            Out::Gemini(enc) => {
+                let mut out = BytesMut::from(&to_gemini(enc, &openai)[..]);
+                for ev in enc.finish(&u) {
+                    out.extend_from_slice(gemini_inbound::sse_event(&ev).as_bytes());
+                }
+                out.freeze()
+            }
+        };
+        self.settle();
+        tail
     }
 }
 
@@ -857,7 +1265,7 @@ impl Stream for RelayStream {
             return Poll::Ready(None);
         }
         if let Some(first) = this.first.take() {
-            let out = this.proc.feed(&first);
+            let out = this.process(&first);
             if !out.is_empty() {
                 return Poll::Ready(Some(Ok(out)));
             }
@@ -866,7 +1274,7 @@ impl Stream for RelayStream {
             match this.upstream.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(chunk))) => {
-                    let out = this.proc.feed(&chunk);
+                    let out = this.process(&chunk);
                     if !out.is_empty() {
                         return Poll::Ready(Some(Ok(out)));
                     }
@@ -874,14 +1282,12 @@ impl Stream for RelayStream {
                 Poll::Ready(Some(Err(e))) => {
                     tracing::warn!(error = %without_url(&e), "upstream stream broke; billing what was delivered");
                     this.ended = true;
-                    let tail = this.proc.finish();
-                    this.settle();
+                    let tail = this.end();
                     return Poll::Ready(Some(Ok(tail)));
                 }
                 Poll::Ready(None) => {
                     this.ended = true;
-                    let tail = this.proc.finish();
-                    this.settle();
+                    let tail = this.end();
                     if tail.is_empty() {
                         return Poll::Ready(None);
                     }

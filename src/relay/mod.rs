@@ -6,8 +6,15 @@
 //! Adaptors are pure and synchronous; other wire formats plug in through [`Adaptor`] and
 //! [`adaptor_for`].
 
+pub mod anthropic;
 pub mod auth;
+pub mod azure;
+pub mod bedrock;
+pub mod coze;
+pub mod deepl;
 pub mod forward;
+pub mod front;
+pub mod gemini;
 pub mod handlers;
 pub mod openai;
 pub mod route;
@@ -31,7 +38,7 @@ use crate::store::Db;
 use crate::store::tokens::Token;
 use crate::store::users::User;
 
-use self::types::Usage;
+use self::types::{RelayMode, Usage};
 
 /// Where and how to send one upstream request (headers besides `Content-Type`/`Accept`).
 #[derive(Debug, Clone)]
@@ -40,30 +47,112 @@ pub struct UpstreamRequest {
     pub headers: Vec<(String, String)>,
 }
 
+/// What an adaptor knows about one upstream call. Built by `forward` per attempt.
+#[derive(Debug, Clone)]
+pub struct Ctx<'a> {
+    pub channel_type: i64,
+    /// The channel's base URL (empty = the type's default).
+    pub base_url: &'a str,
+    pub key: &'a str,
+    /// The channel's `config.api_version` (or legacy `other`), when set.
+    pub api_version: Option<&'a str>,
+    /// The channel's `config.user_id` (Cloudflare account id), when set.
+    pub user_id: Option<&'a str>,
+    /// The client path (`/v1/...`, query included).
+    pub path: &'a str,
+    pub mode: RelayMode,
+    /// The upstream model (after the channel's model mapping).
+    pub model: &'a str,
+    pub stream: bool,
+    /// Prompt tokens counted locally (for providers that report none, e.g. Gemini embeddings).
+    pub prompt_tokens: i64,
+    /// `GEMINI_VERSION` and `GEMINI_SAFETY_SETTING`.
+    pub gemini_version: &'a str,
+    pub gemini_safety: &'a str,
+    /// The client's `anthropic-version` / `anthropic-beta` headers, forwarded to Anthropic.
+    pub anthropic_version: Option<&'a str>,
+    pub anthropic_beta: Option<&'a str>,
+    /// The client's request in OpenAI's format (`None` for multipart bodies).
+    pub request: Option<&'a Value>,
+    /// The channel's `config` JSON (AWS credentials and region, ...).
+    pub config: Option<&'a Value>,
+}
+
+/// Turns one provider's stream, event by event, into OpenAI `chat.completion.chunk`s.
+/// Pure and synchronous; `forward` splits the bytes into events and does the I/O.
+pub trait StreamTranslator: Send {
+    /// One upstream SSE event (`event:` name, possibly empty, and its `data:`): OpenAI chunks
+    /// to send, or an OpenAI error object the upstream reported mid-stream.
+    fn on_event(&mut self, event: &str, data: &str) -> Result<Vec<Value>, Value>;
+    /// The upstream ended: the last chunks (the usage chunk, billed once).
+    fn finish(&mut self) -> Vec<Value>;
+}
+
 /// A wire format. Pure and synchronous: JSON in, JSON out; `forward` does the I/O.
 pub trait Adaptor: Sync + std::fmt::Debug {
-    /// URL and auth headers for a client path (`/v1/...`) on a channel.
-    fn build_request(
-        &self,
-        channel_type: i64,
-        base_url: &str,
-        key: &str,
-        path: &str,
-    ) -> UpstreamRequest;
+    /// URL and auth headers for one call.
+    fn build_request(&self, ctx: &Ctx) -> UpstreamRequest;
     /// Whether the upstream honours `stream_options.include_usage`.
     fn supports_include_usage(&self, channel_type: i64) -> bool;
-    /// Usage from a non-stream response.
-    fn parse_usage(&self, body: &Value) -> Option<Usage>;
+    /// Whether the upstream speaks OpenAI's format (the body and answer pass unchanged).
+    fn is_openai(&self) -> bool {
+        true
+    }
+    /// Whether `image_url`s given by http(s) URL must be fetched and inlined first.
+    fn inline_images(&self) -> bool {
+        false
+    }
+    /// The upstream body for an OpenAI-format request (only called when not [`is_openai`]);
+    /// `Err` is a client error (400).
+    ///
+    /// [`is_openai`]: Adaptor::is_openai
+    fn convert_request(&self, _ctx: &Ctx, body: Value) -> Result<Value, String> {
+        Ok(body)
+    }
+    /// A 2xx non-stream answer as OpenAI JSON (only called when not `is_openai`); `Err` is an
+    /// OpenAI error object.
+    fn convert_response(&self, _ctx: &Ctx, body: &[u8]) -> Result<Value, Value> {
+        serde_json::from_slice(body).map_err(|_| {
+            serde_json::json!({"message": "invalid upstream response", "type": "upstream_error",
+                "param": "", "code": "bad_response"})
+        })
+    }
+    /// Headers that depend on the final URL and body (request signing, e.g. AWS SigV4).
+    fn sign(&self, _ctx: &Ctx, _url: &str, _body: &[u8]) -> Vec<(String, String)> {
+        vec![]
+    }
+    /// Whether stream answers use AWS's binary event stream rather than SSE.
+    fn event_stream(&self) -> bool {
+        false
+    }
+    /// The translator for a stream answer; `None` = the upstream already sends OpenAI chunks.
+    fn stream_translator(&self, _ctx: &Ctx) -> Option<Box<dyn StreamTranslator>> {
+        None
+    }
+    /// Usage from a non-stream (OpenAI-format) response.
+    fn parse_usage(&self, body: &Value) -> Option<Usage> {
+        body.get("usage").and_then(Usage::from_json)
+    }
     /// The generated text of a non-stream response (for counting when usage is missing).
-    fn completion_text(&self, body: &Value) -> String;
+    fn completion_text(&self, body: &Value) -> String {
+        openai::completion_text(body)
+    }
     /// The error object (OpenAI shape) for an upstream error response.
     fn map_error(&self, status: u16, body: &[u8]) -> Value;
 }
 
 /// The adaptor for a channel type. Every type not handled by another adaptor speaks OpenAI's
-/// format (One API's rule); the adaptor issue adds Anthropic, Gemini, Azure, ... here.
-pub fn adaptor_for(_channel_type: i64) -> &'static dyn Adaptor {
-    &openai::OpenAi
+/// format (One API's rule).
+pub fn adaptor_for(channel_type: i64) -> &'static dyn Adaptor {
+    match channel_type {
+        3 => &azure::Azure,
+        14 => &anthropic::Anthropic,
+        24 => &gemini::Gemini,
+        33 => &bedrock::Bedrock,
+        34 => &coze::Coze,
+        38 => &deepl::DeepL,
+        _ => &openai::OpenAi,
+    }
 }
 
 /// Relay state shared by all workers.
@@ -304,6 +393,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::post().to(forward::chat_completions),
     )
     .route("/completions", web::post().to(forward::completions))
+    .route("/messages", web::post().to(front::messages))
     .route("/embeddings", web::post().to(forward::embeddings))
     .route(
         "/engines/{model}/embeddings",
@@ -364,6 +454,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route(
         "/threads{tail:.*}",
         web::route().to(handlers::not_implemented),
+    );
+}
+
+/// Native front doors mounted at the root: Gemini's `/v1beta/models/{model}:{method}`.
+pub fn configure_native(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/v1beta/models/{target}",
+        web::post().to(front::gemini_generate),
     );
 }
 

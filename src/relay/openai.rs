@@ -3,59 +3,33 @@
 
 use serde_json::Value;
 
-use super::types::Usage;
-use super::{Adaptor, UpstreamRequest};
+use super::{Adaptor, Ctx, UpstreamRequest};
 
 /// The OpenAI-compatible adaptor.
 #[derive(Debug)]
 pub struct OpenAi;
 
-/// One API's default base URL for an OpenAI-compatible channel type.
+/// The default base URL of a channel type (the catalog's; empty when it must be set).
 pub fn default_base_url(channel_type: i64) -> &'static str {
-    match channel_type {
-        1 => "https://api.openai.com",
-        2 => "https://oa.api2d.net",
-        4 => "https://api.closeai-proxy.xyz",
-        5 => "https://api.openai-sb.com",
-        6 => "https://api.openaimax.com",
-        7 => "https://api.ohmygpt.com",
-        9 => "https://api.caipacity.com",
-        10 => "https://api.aiproxy.io",
-        12 => "https://api.api2gpt.com",
-        13 => "https://api.aigc2d.com",
-        19 => "https://ai.360.cn",
-        20 => "https://openrouter.ai/api",
-        22 => "https://fastgpt.run/api/openapi",
-        25 => "https://api.moonshot.cn",
-        26 => "https://api.baichuan-ai.com",
-        27 => "https://api.minimax.chat",
-        28 => "https://api.mistral.ai",
-        29 => "https://api.groq.com/openai",
-        30 => "http://localhost:11434",
-        31 => "https://api.lingyiwanwu.com",
-        32 => "https://api.stepfun.com",
-        36 => "https://api.deepseek.com",
-        39 => "https://api.together.xyz",
-        40 => "https://ark.cn-beijing.volces.com",
-        41 => "https://api.novita.ai/v3/openai",
-        44 => "https://api.siliconflow.cn",
-        45 => "https://api.x.ai",
-        47 => "https://qianfan.baidubce.com",
-        48 => "https://spark-api-open.xf-yun.com",
-        49 => "https://dashscope.aliyuncs.com",
-        51 => "https://generativelanguage.googleapis.com/v1beta/openai/",
-        _ => "",
-    }
+    crate::channel::catalog::get(channel_type)
+        .map(|t| t.base_url)
+        .unwrap_or("")
 }
 
-/// The upstream URL for a client path (`/v1/...`, query included) on a channel.
-pub fn request_url(channel_type: i64, base_url: &str, path: &str) -> String {
-    let base = if base_url.is_empty() {
+/// The base URL a channel uses: its own, else its type's default; no trailing `/`.
+pub fn base_of(channel_type: i64, base_url: &str) -> &str {
+    let base = if base_url.trim().is_empty() {
         default_base_url(channel_type)
     } else {
-        base_url
+        base_url.trim()
     };
-    let base = base.trim_end_matches('/');
+    base.trim_end_matches('/')
+}
+
+/// The upstream URL for a client path (`/v1/...`, query included) on an OpenAI-format channel.
+/// `user_id` is the channel's `config.user_id` (Cloudflare's account id).
+pub fn request_url(channel_type: i64, base_url: &str, path: &str, user_id: Option<&str>) -> String {
+    let base = base_of(channel_type, base_url);
     let without_v1 = path.strip_prefix("/v1").unwrap_or(path);
     match channel_type {
         // OpenAI-compatible and Gemini's OpenAI endpoint: base + path minus /v1.
@@ -66,12 +40,22 @@ pub fn request_url(channel_type: i64, base_url: &str, path: &str) -> String {
         40 => format!("{base}/api/v3{without_v1}"),
         // Baidu Qianfan v2: /v2/...
         47 => format!("{base}/v2{without_v1}"),
-        // Ali Bailian: /compatible-mode/v1/...
-        49 => format!("{base}/compatible-mode{path}"),
+        // Ali (DashScope) and Ali Bailian: the OpenAI-compatible mode, /compatible-mode/v1/...
+        17 | 49 => format!("{base}/compatible-mode{path}"),
+        // Zhipu: the v4 API is OpenAI's format (glm-*, embeddings, cogview images).
+        16 => format!("{base}/api/paas/v4{without_v1}"),
+        // Cohere: its OpenAI compatibility API.
+        35 => format!("{base}/compatibility{path}"),
         // Minimax: its own chat path.
         27 if path.starts_with("/v1/chat/completions") => {
             format!("{base}/v1/text/chatcompletion_v2")
         }
+        // Cloudflare Workers AI: per-account path (an AI Gateway base already names the account).
+        37 if base.starts_with("https://gateway.ai.cloudflare.com") => format!("{base}{path}"),
+        37 => format!(
+            "{base}/client/v4/accounts/{}/ai{path}",
+            user_id.unwrap_or_default()
+        ),
         _ if base.starts_with("https://gateway.ai.cloudflare.com") => {
             format!("{base}{without_v1}")
         }
@@ -79,16 +63,67 @@ pub fn request_url(channel_type: i64, base_url: &str, path: &str) -> String {
     }
 }
 
+/// The generated text of an OpenAI chat or completion response.
+pub fn completion_text(body: &Value) -> String {
+    let mut out = String::new();
+    if let Some(choices) = body.get("choices").and_then(Value::as_array) {
+        for c in choices {
+            if let Some(t) = c.pointer("/message/content").and_then(Value::as_str) {
+                out.push_str(t);
+            }
+            if let Some(t) = c.get("text").and_then(Value::as_str) {
+                out.push_str(t);
+            }
+        }
+    }
+    out
+}
+
+/// OpenAI's error object from an upstream error body (One API's `RelayErrorHandler`): the
+/// upstream's own `error` object when it has a message, else the first message-like field.
+pub fn openai_error(status: u16, body: &[u8]) -> Value {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    if let Some(v) = &parsed {
+        if let Some(e) = v.get("error").filter(|e| e.get("message").is_some()) {
+            let mut e = e.clone();
+            if e.get("type").is_none() {
+                e["type"] = "upstream_error".into();
+            }
+            return e;
+        }
+        for p in [
+            "/message",
+            "/msg",
+            "/err",
+            "/error_msg",
+            "/header/message",
+            "/response/error/message",
+            "/error",
+        ] {
+            if let Some(m) = v
+                .pointer(p)
+                .and_then(Value::as_str)
+                .filter(|m| !m.is_empty())
+            {
+                return serde_json::json!({
+                    "message": m, "type": "upstream_error",
+                    "param": status.to_string(), "code": "bad_response_status_code",
+                });
+            }
+        }
+    }
+    serde_json::json!({
+        "message": format!("bad response status code {status}"),
+        "type": "upstream_error",
+        "param": status.to_string(),
+        "code": "bad_response_status_code",
+    })
+}
+
 impl Adaptor for OpenAi {
-    fn build_request(
-        &self,
-        channel_type: i64,
-        base_url: &str,
-        key: &str,
-        path: &str,
-    ) -> UpstreamRequest {
-        let mut headers = vec![("Authorization".to_string(), format!("Bearer {key}"))];
-        if channel_type == 20 {
+    fn build_request(&self, ctx: &Ctx) -> UpstreamRequest {
+        let mut headers = vec![("Authorization".to_string(), format!("Bearer {}", ctx.key))];
+        if ctx.channel_type == 20 {
             headers.push((
                 "HTTP-Referer".to_string(),
                 "https://github.com/songquanpeng/one-api".to_string(),
@@ -96,7 +131,7 @@ impl Adaptor for OpenAi {
             headers.push(("X-Title".to_string(), "One API".to_string()));
         }
         UpstreamRequest {
-            url: request_url(channel_type, base_url, path),
+            url: request_url(ctx.channel_type, ctx.base_url, ctx.path, ctx.user_id),
             headers,
         }
     }
@@ -105,62 +140,8 @@ impl Adaptor for OpenAi {
         channel_type == 1
     }
 
-    fn parse_usage(&self, body: &Value) -> Option<Usage> {
-        body.get("usage").and_then(Usage::from_json)
-    }
-
-    fn completion_text(&self, body: &Value) -> String {
-        let mut out = String::new();
-        if let Some(choices) = body.get("choices").and_then(Value::as_array) {
-            for c in choices {
-                if let Some(t) = c.pointer("/message/content").and_then(Value::as_str) {
-                    out.push_str(t);
-                }
-                if let Some(t) = c.get("text").and_then(Value::as_str) {
-                    out.push_str(t);
-                }
-            }
-        }
-        out
-    }
-
     fn map_error(&self, status: u16, body: &[u8]) -> Value {
-        let parsed: Option<Value> = serde_json::from_slice(body).ok();
-        if let Some(v) = &parsed {
-            if let Some(e) = v.get("error").filter(|e| e.get("message").is_some()) {
-                let mut e = e.clone();
-                if e.get("type").is_none() {
-                    e["type"] = "upstream_error".into();
-                }
-                return e;
-            }
-            for p in [
-                "/message",
-                "/msg",
-                "/err",
-                "/error_msg",
-                "/header/message",
-                "/response/error/message",
-                "/error",
-            ] {
-                if let Some(m) = v
-                    .pointer(p)
-                    .and_then(Value::as_str)
-                    .filter(|m| !m.is_empty())
-                {
-                    return serde_json::json!({
-                        "message": m, "type": "upstream_error",
-                        "param": status.to_string(), "code": "bad_response_status_code",
-                    });
-                }
-            }
-        }
-        serde_json::json!({
-            "message": format!("bad response status code {status}"),
-            "type": "upstream_error",
-            "param": status.to_string(),
-            "code": "bad_response_status_code",
-        })
+        openai_error(status, body)
     }
 }
 
@@ -172,45 +153,144 @@ mod tests {
     fn urls_follow_one_api() {
         let p = "/v1/chat/completions";
         assert_eq!(
-            request_url(1, "", p),
+            request_url(1, "", p, None),
             "https://api.openai.com/v1/chat/completions"
         );
         assert_eq!(
-            request_url(8, "http://x:1/", p),
+            request_url(8, "http://x:1/", p, None),
             "http://x:1/v1/chat/completions"
         );
         assert_eq!(
-            request_url(50, "http://x/api", p),
+            request_url(50, "http://x/api", p, None),
             "http://x/api/chat/completions"
         );
         assert_eq!(
-            request_url(29, "", p),
+            request_url(29, "", p, None),
             "https://api.groq.com/openai/v1/chat/completions"
         );
         assert_eq!(
-            request_url(40, "", p),
+            request_url(40, "", p, None),
             "https://ark.cn-beijing.volces.com/api/v3/chat/completions"
         );
         assert_eq!(
-            request_url(41, "", p),
+            request_url(41, "", p, None),
             "https://api.novita.ai/v3/openai/chat/completions"
         );
         assert_eq!(
-            request_url(47, "", p),
+            request_url(47, "", p, None),
             "https://qianfan.baidubce.com/v2/chat/completions"
         );
         assert_eq!(
-            request_url(49, "", "/v1/embeddings"),
+            request_url(49, "", "/v1/embeddings", None),
             "https://dashscope.aliyuncs.com/compatible-mode/v1/embeddings"
         );
         assert_eq!(
-            request_url(30, "", p),
+            request_url(30, "", p, None),
             "http://localhost:11434/v1/chat/completions"
         );
         assert_eq!(
-            request_url(20, "", p),
+            request_url(20, "", p, None),
             "https://openrouter.ai/api/v1/chat/completions"
         );
+    }
+
+    #[test]
+    fn vendor_path_rules() {
+        let p = "/v1/chat/completions";
+        // Zhipu: the v4 API.
+        assert_eq!(
+            request_url(16, "", p, None),
+            "https://open.bigmodel.cn/api/paas/v4/chat/completions"
+        );
+        assert_eq!(
+            request_url(16, "", "/v1/embeddings", None),
+            "https://open.bigmodel.cn/api/paas/v4/embeddings"
+        );
+        // Ali DashScope: compatible mode, as Bailian.
+        assert_eq!(
+            request_url(17, "", p, None),
+            "https://dashscope.aliyuncs.com/compatible-mode/v1/chat/completions"
+        );
+        // Cohere: the compatibility API.
+        assert_eq!(
+            request_url(35, "", p, None),
+            "https://api.cohere.ai/compatibility/v1/chat/completions"
+        );
+        // Minimax: chat has its own path; other endpoints do not.
+        assert_eq!(
+            request_url(27, "", p, None),
+            "https://api.minimax.chat/v1/text/chatcompletion_v2"
+        );
+        assert_eq!(
+            request_url(27, "", "/v1/embeddings", None),
+            "https://api.minimax.chat/v1/embeddings"
+        );
+        // Cloudflare Workers AI: the account id from the channel config, or an AI Gateway base.
+        assert_eq!(
+            request_url(37, "", p, Some("acc")),
+            "https://api.cloudflare.com/client/v4/accounts/acc/ai/v1/chat/completions"
+        );
+        assert_eq!(
+            request_url(
+                37,
+                "https://gateway.ai.cloudflare.com/v1/acc/gw/workers-ai",
+                p,
+                None
+            ),
+            "https://gateway.ai.cloudflare.com/v1/acc/gw/workers-ai/v1/chat/completions"
+        );
+        // An OpenAI channel behind an AI Gateway: the gateway base replaces /v1.
+        assert_eq!(
+            request_url(
+                1,
+                "https://gateway.ai.cloudflare.com/v1/acc/gw/openai",
+                p,
+                None
+            ),
+            "https://gateway.ai.cloudflare.com/v1/acc/gw/openai/chat/completions"
+        );
+        // Gemini's OpenAI endpoint and DeepSeek, xAI, SiliconFlow, Moonshot: plain.
+        assert_eq!(
+            request_url(51, "", p, None),
+            "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions"
+        );
+        assert_eq!(
+            request_url(36, "", p, None),
+            "https://api.deepseek.com/v1/chat/completions"
+        );
+        // A query string is kept.
+        assert_eq!(
+            request_url(1, "", "/v1/chat/completions?x=1", None),
+            "https://api.openai.com/v1/chat/completions?x=1"
+        );
+    }
+
+    #[test]
+    fn openrouter_headers_and_bearer() {
+        let ctx = Ctx {
+            channel_type: 20,
+            base_url: "",
+            key: "k",
+            api_version: None,
+            user_id: None,
+            path: "/v1/chat/completions",
+            mode: crate::relay::types::RelayMode::ChatCompletions,
+            model: "m",
+            stream: false,
+            prompt_tokens: 0,
+            gemini_version: "v1",
+            gemini_safety: "BLOCK_NONE",
+            anthropic_version: None,
+            anthropic_beta: None,
+            request: None,
+            config: None,
+        };
+        let up = OpenAi.build_request(&ctx);
+        assert!(
+            up.headers
+                .contains(&("Authorization".into(), "Bearer k".into()))
+        );
+        assert!(up.headers.iter().any(|(k, _)| k == "HTTP-Referer"));
     }
 
     #[test]

@@ -28,6 +28,12 @@ pub struct Channel {
     pub priority: i64,
     pub weight: i64,
     pub config: String,
+    /// `config.api_version`, else the legacy `other` column (Azure, Gemini).
+    pub api_version: Option<String>,
+    /// `config.user_id` (Cloudflare's account id, Coze's user).
+    pub user_id: Option<String>,
+    /// The parsed `config` JSON (`Null` when empty or invalid).
+    pub settings: serde_json::Value,
 }
 
 impl Channel {
@@ -61,7 +67,22 @@ fn from_row(c: &channels::Channel) -> Channel {
         priority: c.priority,
         weight: c.weight,
         config: c.config.clone(),
+        api_version: config_field(&c.config, "api_version")
+            .or_else(|| Some(c.other.trim().to_string()).filter(|s| !s.is_empty())),
+        user_id: config_field(&c.config, "user_id"),
+        settings: serde_json::from_str(&c.config).unwrap_or_default(),
     }
+}
+
+/// A non-empty string field of a channel's `config` JSON.
+fn config_field(config: &str, key: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(config)
+        .ok()?
+        .get(key)?
+        .as_str()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
 }
 
 /// An immutable snapshot of channels and abilities.

@@ -111,6 +111,61 @@ impl SseProcessor {
     }
 }
 
+/// Splits a provider's SSE bytes into events (`event:` name, joined `data:`), for streams that
+/// are translated rather than passed through. Handles CRLF, events split across chunks, comments
+/// and `data:` without a space.
+#[derive(Debug, Default)]
+pub struct SseDecoder {
+    buf: BytesMut,
+    event: String,
+    data: Vec<String>,
+}
+
+impl SseDecoder {
+    /// Feeds bytes; returns the events completed by them.
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<(String, String)> {
+        self.buf.extend_from_slice(chunk);
+        let mut out = Vec::new();
+        while let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+            let line = self.buf.split_to(pos + 1);
+            self.line(trim_eol(&line), &mut out);
+        }
+        out
+    }
+
+    /// The stream ended: a last event without its blank line.
+    pub fn finish(&mut self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if !self.buf.is_empty() {
+            let rest = self.buf.split();
+            self.line(trim_eol(&rest), &mut out);
+        }
+        self.line(b"", &mut out);
+        out
+    }
+
+    fn line(&mut self, line: &[u8], out: &mut Vec<(String, String)>) {
+        if line.is_empty() {
+            if !self.data.is_empty() {
+                out.push((std::mem::take(&mut self.event), self.data.join("\n")));
+                self.data.clear();
+            }
+            self.event.clear();
+            return;
+        }
+        let text = String::from_utf8_lossy(line);
+        let (field, value) = match text.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (text.as_ref(), ""),
+        };
+        match field {
+            "event" => self.event = value.to_string(),
+            "data" => self.data.push(value.to_string()),
+            _ => {}
+        }
+    }
+}
+
 fn trim_eol(mut s: &[u8]) -> &[u8] {
     while let Some((last, rest)) = s.split_last() {
         if *last == b'\n' || *last == b'\r' {
@@ -142,6 +197,25 @@ data: [DONE]\n\n";
             assert_eq!(String::from_utf8(out).unwrap(), STREAM);
             assert_eq!(p.text, "Hello");
             assert_eq!(p.usage.unwrap().total_tokens, 7);
+        }
+    }
+
+    #[test]
+    fn decodes_events_split_anywhere() {
+        let raw = "event: message_start\r\ndata: {\"a\":1}\r\n\r\n: ping\n\nevent: x\ndata:{\"b\":2}\n\ndata: tail";
+        for cut in 0..raw.len() {
+            let mut d = SseDecoder::default();
+            let mut ev = d.feed(&raw.as_bytes()[..cut]);
+            ev.extend(d.feed(&raw.as_bytes()[cut..]));
+            ev.extend(d.finish());
+            assert_eq!(
+                ev,
+                vec![
+                    ("message_start".to_string(), "{\"a\":1}".to_string()),
+                    ("x".to_string(), "{\"b\":2}".to_string()),
+                    (String::new(), "tail".to_string()),
+                ]
+            );
         }
     }
 

@@ -52,6 +52,7 @@ fn openapi_matches_the_registered_routes() {
     let mut routes = registered("src/api/mod.rs", "configure", "/api");
     routes.extend(registered("src/relay/mod.rs", "configure", "/v1"));
     routes.extend(registered("src/relay/mod.rs", "configure_dashboard", ""));
+    routes.extend(registered("src/relay/mod.rs", "configure_native", ""));
     routes.extend(registered("src/startup.rs", "configure", ""));
     assert!(routes.len() > 60, "{routes:?}");
     let documented: BTreeSet<(String, String)> = tollgate::openapi::ROUTES

@@ -1,0 +1,168 @@
+//! Coze (channel type 34), One API's mapping onto the v2 chat API: the model `bot-<id>` is the
+//! bot, `POST {base}/open_api/v2/chat` with `Authorization: Bearer`, the last message as
+//! `query` and the earlier ones as `chat_history`; answers are the `answer` messages. Coze reports
+//! no token usage, so the relay counts both sides. Pure translation.
+
+use serde_json::{Value, json};
+
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// An OpenAI chat request as a Coze v2 chat request; `user` is the channel's `config.user_id`.
+pub fn to_chat_request(
+    req: &Value,
+    model: &str,
+    user: &str,
+    stream: bool,
+) -> Result<Value, String> {
+    let messages = req
+        .get("messages")
+        .and_then(Value::as_array)
+        .filter(|m| !m.is_empty())
+        .ok_or("messages must be a non-empty array")?;
+    let (last, history) = messages.split_last().ok_or("messages must not be empty")?;
+    let history: Vec<Value> = history
+        .iter()
+        .map(|m| {
+            json!({
+                "role": m.get("role").and_then(Value::as_str).unwrap_or("user"),
+                "content": text_of(m.get("content").unwrap_or(&Value::Null)),
+                "content_type": "text",
+            })
+        })
+        .collect();
+    Ok(json!({
+        "bot_id": model.strip_prefix("bot-").unwrap_or(model),
+        "user": if user.is_empty() { "tollgate" } else { user },
+        "query": text_of(last.get("content").unwrap_or(&Value::Null)),
+        "chat_history": history,
+        "stream": stream,
+    }))
+}
+
+/// A Coze v2 answer as an OpenAI chat completion (no usage: the relay counts).
+pub fn from_chat_response(
+    resp: &Value,
+    model: &str,
+    id: &str,
+    created: i64,
+) -> Result<Value, Value> {
+    if resp.get("code").and_then(Value::as_i64).unwrap_or(0) != 0 {
+        return Err(map_error(200, resp.to_string().as_bytes()));
+    }
+    let text: String = resp
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|m| m.get("type").and_then(Value::as_str) == Some("answer"))
+        .filter_map(|m| m.get("content").and_then(Value::as_str))
+        .collect();
+    Ok(json!({
+        "id": id, "object": "chat.completion", "created": created, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+    }))
+}
+
+/// One Coze stream event as OpenAI chunks.
+pub fn stream_event(data: &str, model: &str, id: &str, created: i64) -> Result<Vec<Value>, Value> {
+    let Ok(ev) = serde_json::from_str::<Value>(data) else {
+        return Ok(vec![]);
+    };
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    match ev.get("event").and_then(Value::as_str) {
+        Some("message")
+            if ev.pointer("/message/type").and_then(Value::as_str) == Some("answer") =>
+        {
+            let t = ev
+                .pointer("/message/content")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            Ok(vec![chunk(json!({"content": t}), Value::Null)])
+        }
+        Some("done") => Ok(vec![chunk(json!({}), json!("stop"))]),
+        Some("error") => Err(map_error(200, data.as_bytes())),
+        _ => Ok(vec![]),
+    }
+}
+
+/// Coze's error (`{"code", "msg"}`, or `error_information`) as OpenAI's error object.
+pub fn map_error(status: u16, body: &[u8]) -> Value {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let msg = v
+        .get("msg")
+        .or_else(|| v.pointer("/error_information/err_msg"))
+        .and_then(Value::as_str)
+        .map(String::from)
+        .unwrap_or_else(|| format!("bad response status code {status}"));
+    let code = v
+        .get("code")
+        .or_else(|| v.pointer("/error_information/code"))
+        .map(Value::to_string)
+        .unwrap_or_else(|| status.to_string());
+    json!({"message": msg, "type": "upstream_error", "param": "", "code": code})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/tests/fixtures/coze/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn request_response_and_stream() {
+        let req = json!({"messages": [
+            {"role": "system", "content": "Be kind."},
+            {"role": "assistant", "content": "Hi"},
+            {"role": "user", "content": "Weather?"}]});
+        let out = to_chat_request(&req, "bot-7342", "u1", true).unwrap();
+        assert_eq!(out["bot_id"], "7342");
+        assert_eq!(out["user"], "u1");
+        assert_eq!(out["query"], "Weather?");
+        assert_eq!(out["chat_history"][1]["role"], "assistant");
+        assert_eq!(out["stream"], true);
+        assert!(to_chat_request(&json!({"messages": []}), "bot-1", "", false).is_err());
+
+        let resp: Value = serde_json::from_str(&fixture("response.json")).unwrap();
+        let c = from_chat_response(&resp, "bot-7342", "x", 1).unwrap();
+        assert_eq!(
+            c["choices"][0]["message"]["content"],
+            "The weather is sunny."
+        );
+        let err = from_chat_response(&json!({"code": 4000, "msg": "bot not found"}), "m", "x", 1);
+        assert_eq!(err.unwrap_err()["message"], "bot not found");
+
+        let mut text = String::new();
+        let mut finished = false;
+        for line in fixture("stream.sse").lines() {
+            if let Some(d) = line.strip_prefix("data:") {
+                for c in stream_event(d, "bot-7342", "x", 1).unwrap() {
+                    if let Some(t) = c["choices"][0]["delta"]["content"].as_str() {
+                        text.push_str(t);
+                    }
+                    finished |= c["choices"][0]["finish_reason"] == "stop";
+                }
+            }
+        }
+        assert_eq!(text, "The weather is sunny.");
+        assert!(finished);
+    }
+}
