@@ -19,6 +19,7 @@ pub mod handlers;
 pub mod openai;
 pub mod route;
 pub mod sse;
+pub mod tencent;
 pub mod types;
 
 use std::sync::Arc;
@@ -146,6 +147,7 @@ pub fn adaptor_for(channel_type: i64) -> &'static dyn Adaptor {
     match channel_type {
         3 => &azure::Azure,
         14 => &anthropic::Anthropic,
+        23 => &tencent::Tencent,
         24 => &gemini::Gemini,
         33 => &bedrock::Bedrock,
         34 => &coze::Coze,
