@@ -271,6 +271,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/completions", web::post().to(forward::completions))
     .route("/messages", web::post().to(front::messages))
+    .route(
+        "/messages/count_tokens",
+        web::post().to(front::count_tokens),
+    )
     .route("/embeddings", web::post().to(forward::embeddings))
     .route(
         "/engines/{model}/embeddings",
