@@ -45,6 +45,8 @@ pub struct Config {
     pub redis_conn_string: Option<SecretString>,
     pub redis_password: Option<SecretString>,
     pub redis_master_name: Option<String>,
+    /// Prefix of every Redis key and channel (several deployments can share one Redis).
+    pub redis_key_prefix: String,
     pub session_secret: Option<SecretString>,
     pub sync_frequency: Duration,
     pub node_type: NodeType,
@@ -56,6 +58,8 @@ pub struct Config {
     pub channel_test_frequency: Option<Duration>,
     pub channel_update_frequency: Option<Duration>,
     pub polling_interval: Duration,
+    /// Days of logs to keep (`LOG_RETENTION_DAYS`, a Tollgate addition); 0 keeps them forever.
+    pub log_retention_days: u32,
 
     pub global_api_rate_limit: u32,
     pub global_web_rate_limit: u32,
@@ -208,6 +212,9 @@ impl Config {
             redis_conn_string: r.secret("REDIS_CONN_STRING"),
             redis_password: r.secret("REDIS_PASSWORD"),
             redis_master_name: r.raw("REDIS_MASTER_NAME"),
+            redis_key_prefix: r
+                .raw("REDIS_KEY_PREFIX")
+                .unwrap_or_else(|| "tollgate:".into()),
             session_secret: r.secret("SESSION_SECRET"),
             sync_frequency: r.secs("SYNC_FREQUENCY", 600)?,
             node_type,
@@ -224,6 +231,7 @@ impl Config {
                 .filter(|m| *m > 0)
                 .map(|m| Duration::from_secs(m * 60)),
             polling_interval: r.secs("POLLING_INTERVAL", 0)?,
+            log_retention_days: r.parse("LOG_RETENTION_DAYS", 0)?,
             global_api_rate_limit: r.parse("GLOBAL_API_RATE_LIMIT", 480)?,
             global_web_rate_limit: r.parse("GLOBAL_WEB_RATE_LIMIT", 240)?,
             critical_rate_limit: r.parse("CRITICAL_RATE_LIMIT", 20)?,
@@ -294,6 +302,9 @@ mod tests {
         assert_eq!(c.global_web_rate_limit, 240);
         assert_eq!(c.batch_update_interval, Duration::from_secs(5));
         assert_eq!(c.relay_timeout, None);
+        assert_eq!(c.log_retention_days, 0);
+        assert_eq!(c.channel_test_frequency, None);
+        assert_eq!(c.channel_update_frequency, None);
         assert_eq!(c.gemini_version, "v1");
         assert!(c.sql_dsn.is_none());
     }
@@ -308,6 +319,7 @@ mod tests {
             ("FRONTEND_BASE_URL", "not a url"),
             ("METRIC_SUCCESS_RATE_THRESHOLD", "2"),
             ("SQL_MAX_OPEN_CONNS", "0"),
+            ("LOG_RETENTION_DAYS", "-1"),
         ] {
             let err = cfg(&[(var, val)]).expect_err(var);
             assert_eq!(err.var, var);
@@ -323,6 +335,8 @@ mod tests {
             ("CHANNEL_TEST_FREQUENCY", "2"),
             ("SQL_MAX_LIFETIME", "30"),
             ("BATCH_UPDATE_ENABLED", "true"),
+            ("CHANNEL_UPDATE_FREQUENCY", "30"),
+            ("LOG_RETENTION_DAYS", "90"),
         ])
         .expect("config");
         assert_eq!(c.port, 8080);
@@ -330,5 +344,7 @@ mod tests {
         assert_eq!(c.channel_test_frequency, Some(Duration::from_secs(120)));
         assert_eq!(c.sql_conn_max_lifetime, Duration::from_secs(30));
         assert!(c.batch_update_enabled);
+        assert_eq!(c.channel_update_frequency, Some(Duration::from_secs(1800)));
+        assert_eq!(c.log_retention_days, 90);
     }
 }

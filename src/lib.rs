@@ -12,6 +12,7 @@ pub mod channel;
 pub mod config;
 pub mod error;
 pub mod import;
+pub mod jobs;
 pub mod mail;
 pub mod metrics;
 pub mod openapi;

@@ -7,15 +7,32 @@
 //! `tollgate_relay_latency_seconds{model}`, `tollgate_relay_ttfb_seconds{model}`,
 //! `tollgate_upstream_errors_total{channel,status}`, `tollgate_tokens_total{model,kind}`,
 //! `tollgate_quota_consumed_total{model}`, `tollgate_cache_requests_total{cache,result}`,
-//! `tollgate_db_pool_connections{db,state}`, `tollgate_channels{status}`.
+//! `tollgate_db_pool_connections{db,state}`, `tollgate_channels{status}` (docs/metrics.md).
+//!
+//! How the relay metrics are taken, so that `relay/` only carries one-line calls:
+//! - [`relay_route`] stores the model and channel of a relay request in its extensions; [`track`]
+//!   reads them when the response leaves the handler (`relay_requests_total`, with the status the
+//!   client got) and, for a 2xx answer, wraps the body to time the first chunk handed to the
+//!   client (TTFB) and the end of the body (latency), streams included.
+//! - [`upstream_error`] counts each failed upstream attempt; [`upstream_transport`] notes just
+//!   before it whether a reqwest error was a timeout (same poll, same thread: see `TRANSPORT`).
+//! - [`settled`] counts tokens and quota when a request is billed.
+//! - Label cardinality is bounded: a `model` label is a model the routing table knows (routed or
+//!   a mapping target), else `other`; `channel` is a channel id; `status` an HTTP status or
+//!   `connect`/`timeout`.
 
-use std::sync::OnceLock;
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::sync::{LazyLock, OnceLock, RwLock};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{BodySize, BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use bytes::Bytes;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use secrecy::ExposeSecret;
 use sqlx::Row;
@@ -36,7 +53,10 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                 ])
                 .ok()?;
             match builder.install_recorder() {
-                Ok(h) => Some(h),
+                Ok(h) => {
+                    describe();
+                    Some(h)
+                }
                 Err(e) => {
                     tracing::warn!("metrics recorder not installed: {e}");
                     None
@@ -58,10 +78,11 @@ fn family(path: &str) -> &'static str {
     }
 }
 
-/// Middleware: request count and latency by route family, route template and status.
+/// Middleware: request count and latency by route family, route template and status; for relay
+/// calls (see [`relay_route`]) also the relay request count, TTFB and latency by model.
 pub async fn track(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let fam = family(req.path());
@@ -72,11 +93,226 @@ pub async fn track(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_string());
     let status = res.status().as_u16().to_string();
-    metrics::counter!("tollgate_http_requests_total", "family" => fam, "route" => route, "status" => status)
+    metrics::counter!("tollgate_http_requests_total", "family" => fam, "route" => route, "status" => status.clone())
         .increment(1);
     metrics::histogram!("tollgate_http_request_duration_seconds", "family" => fam)
         .record(started.elapsed().as_secs_f64());
-    Ok(res)
+    let relay = res.request().extensions().get::<RelayLabels>().cloned();
+    let Some(relay) = relay else {
+        return Ok(res.map_into_left_body::<Timed>());
+    };
+    metrics::counter!("tollgate_relay_requests_total", "model" => relay.model.clone(), "channel" => relay.channel, "status" => status)
+        .increment(1);
+    if !res.status().is_success() {
+        return Ok(res.map_into_left_body::<Timed>());
+    }
+    Ok(res.map_body(|_, body| {
+        EitherBody::right(Timed {
+            inner: body.boxed(),
+            started,
+            model: relay.model,
+            first: false,
+            done: false,
+        })
+    }))
+}
+
+/// The labels of a relay request, stored in its extensions by [`relay_route`].
+#[derive(Debug, Clone)]
+struct RelayLabels {
+    model: String,
+    channel: String,
+}
+
+/// Most distinct models ever labelled; past it, new ones are `other` (a guard, not a policy).
+const MAX_MODELS: usize = 2000;
+
+/// Models seen in the routing table, so that settlement (which has no routing table at hand)
+/// labels the same models.
+static KNOWN_MODELS: LazyLock<RwLock<HashSet<String>>> = LazyLock::new(Default::default);
+
+/// `model` if the routing table knows it (and remembers it), else `other`.
+fn model_label(table: &crate::relay::route::RoutingTable, model: &str) -> String {
+    if known(model) {
+        return model.to_string();
+    }
+    if !table.knows_model(model) {
+        return "other".to_string();
+    }
+    if let Ok(mut set) = KNOWN_MODELS.write()
+        && set.len() < MAX_MODELS
+    {
+        set.insert(model.to_string());
+        return model.to_string();
+    }
+    "other".to_string()
+}
+
+fn known(model: &str) -> bool {
+    KNOWN_MODELS.read().is_ok_and(|s| s.contains(model))
+}
+
+/// Relay: the model (as billed, after the channel's mapping) and channel of this request, read
+/// by [`track`] when the response goes out. Call once the model is known (`channel` `None`) and
+/// again on every upstream attempt; the last call wins.
+pub fn relay_route(req: &HttpRequest, state: &AppState, model: &str, channel: Option<i64>) {
+    let labels = RelayLabels {
+        model: model_label(&state.relay.routing.load(), model),
+        channel: channel.map_or_else(|| "none".to_string(), |c| c.to_string()),
+    };
+    req.extensions_mut().insert(labels);
+}
+
+thread_local! {
+    /// What [`upstream_transport`] saw; taken by the [`upstream_error`] that follows in the
+    /// same poll of the relay future (no await between them), so it never leaks across requests.
+    static TRANSPORT: Cell<Option<&'static str>> = const { Cell::new(None) };
+}
+
+/// Relay: notes how an upstream call failed below HTTP (call where the reqwest error is seen).
+pub fn upstream_transport(e: &reqwest::Error) {
+    let kind = if e.is_timeout() { "timeout" } else { "connect" };
+    TRANSPORT.with(|t| t.set(Some(kind)));
+}
+
+/// Relay: one failed upstream attempt on `channel` (retried or not):
+/// `tollgate_upstream_errors_total{channel,status}` with the upstream's HTTP status, or
+/// `connect`/`timeout` when no HTTP answer came.
+pub fn upstream_error(channel: i64, error: &crate::error::AppError) {
+    let transport = TRANSPORT.with(Cell::take);
+    let status = match error {
+        crate::error::AppError::Upstream { status, body } => {
+            let code = body.get("code").and_then(|c| c.as_str()).unwrap_or("");
+            let ours = body.get("type").and_then(|t| t.as_str()) == Some("one_api_error");
+            let message = body.get("message").and_then(|m| m.as_str()).unwrap_or("");
+            match code {
+                "first_token_timeout" if ours => "timeout".to_string(),
+                "do_request_failed" | "read_response_failed" if ours => {
+                    if message.contains("timed out") {
+                        "timeout".to_string()
+                    } else {
+                        transport.unwrap_or("connect").to_string()
+                    }
+                }
+                _ => status.to_string(),
+            }
+        }
+        _ => "other".to_string(),
+    };
+    metrics::counter!("tollgate_upstream_errors_total", "channel" => channel.to_string(), "status" => status)
+        .increment(1);
+}
+
+/// Relay: a billed request: `tollgate_tokens_total{model,kind}` and
+/// `tollgate_quota_consumed_total{model}`.
+pub fn settled(model: &str, prompt_tokens: i64, completion_tokens: i64, quota: i64) {
+    let model = if known(model) { model } else { "other" };
+    metrics::counter!("tollgate_tokens_total", "model" => model.to_string(), "kind" => "prompt")
+        .increment(prompt_tokens.max(0) as u64);
+    metrics::counter!("tollgate_tokens_total", "model" => model.to_string(), "kind" => "completion")
+        .increment(completion_tokens.max(0) as u64);
+    metrics::counter!("tollgate_quota_consumed_total", "model" => model.to_string())
+        .increment(quota.max(0) as u64);
+}
+
+/// Relay auth: counts a read of an in-process cache (`token` or `user`) and passes it through.
+pub fn cached<T>(cache: &'static str, value: Option<T>) -> Option<T> {
+    let result = if value.is_some() { "hit" } else { "miss" };
+    metrics::counter!("tollgate_cache_requests_total", "cache" => cache, "result" => result)
+        .increment(1);
+    value
+}
+
+/// A relay response body that records TTFB at its first non-empty chunk and latency at its end
+/// (or when dropped early: the client went away).
+struct Timed {
+    inner: BoxBody,
+    started: Instant,
+    model: String,
+    first: bool,
+    done: bool,
+}
+
+impl Timed {
+    fn first_byte(&mut self) {
+        if !self.first {
+            self.first = true;
+            metrics::histogram!("tollgate_relay_ttfb_seconds", "model" => self.model.clone())
+                .record(self.started.elapsed().as_secs_f64());
+        }
+    }
+
+    fn end(&mut self) {
+        if !self.done {
+            self.done = true;
+            self.first_byte();
+            metrics::histogram!("tollgate_relay_latency_seconds", "model" => self.model.clone())
+                .record(self.started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+impl MessageBody for Timed {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        self.inner.size()
+    }
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_next(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(b))) if !b.is_empty() => this.first_byte(),
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => this.end(),
+            _ => {}
+        }
+        polled
+    }
+}
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+/// HELP lines for the scrape.
+fn describe() {
+    use metrics::{describe_counter, describe_histogram};
+    describe_counter!(
+        "tollgate_relay_requests_total",
+        "Relay calls by model, last channel tried and status returned to the client"
+    );
+    describe_histogram!(
+        "tollgate_relay_latency_seconds",
+        metrics::Unit::Seconds,
+        "Successful relay calls: request received to last byte handed to the client"
+    );
+    describe_histogram!(
+        "tollgate_relay_ttfb_seconds",
+        metrics::Unit::Seconds,
+        "Successful relay calls: request received to first byte handed to the client"
+    );
+    describe_counter!(
+        "tollgate_upstream_errors_total",
+        "Failed upstream attempts (retried or not) by channel and HTTP status, connect or timeout"
+    );
+    describe_counter!(
+        "tollgate_tokens_total",
+        "Tokens billed, by model and kind (prompt, completion)"
+    );
+    describe_counter!(
+        "tollgate_quota_consumed_total",
+        "Quota charged at settlement, by model (500000 = $1)"
+    );
+    describe_counter!(
+        "tollgate_cache_requests_total",
+        "Relay auth reads of the in-process token and user caches, by result"
+    );
 }
 
 fn pool_gauges(name: &'static str, db: &Db) {

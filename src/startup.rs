@@ -120,6 +120,9 @@ impl Application {
             start_time: store::now(),
         };
         crate::relay::spawn_sync(state.clone());
+        if state.cfg.node_type == NodeType::Master {
+            crate::jobs::spawn(state.clone());
+        }
         let port = listener.local_addr()?.port();
         let key = session_key(&state.cfg);
         let data = web::Data::new(state.clone());

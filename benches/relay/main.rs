@@ -32,6 +32,8 @@ struct Args {
     postgres: Option<String>,
     redis: Option<String>,
     only: Option<String>,
+    /// Concurrent slow streams for the memory case (0: skipped; the full run uses 10,000).
+    open_streams: usize,
 }
 
 fn args() -> Args {
@@ -41,6 +43,7 @@ fn args() -> Args {
         postgres: std::env::var("BENCH_POSTGRES_URL").ok(),
         redis: std::env::var("BENCH_REDIS_URL").ok(),
         only: None,
+        open_streams: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -53,6 +56,9 @@ fn args() -> Args {
             "--postgres" => a.postgres = it.next(),
             "--redis" => a.redis = it.next(),
             "--only" => a.only = it.next(),
+            "--open-streams" => {
+                a.open_streams = it.next().and_then(|n| n.parse().ok()).unwrap_or(0)
+            }
             _ => {}
         }
     }
@@ -402,10 +408,16 @@ async fn main() -> anyhow::Result<()> {
         "wrk is not installed (apt-get install wrk)"
     );
     let concurrencies: &[usize] = if a.quick { &[64] } else { &[1, 64, 512] };
+    let open_streams = if a.open_streams == 0 && !a.quick {
+        10_000
+    } else {
+        a.open_streams
+    };
     let mock0 = upstream::start_mock(
         upstream::MockConfig {
             latency: Duration::ZERO,
             chunks: 20,
+            interval: Duration::ZERO,
         },
         1,
     )?;
@@ -511,6 +523,7 @@ async fn main() -> anyhow::Result<()> {
             upstream::MockConfig {
                 latency: Duration::from_millis(50),
                 chunks: 20,
+                interval: Duration::ZERO,
             },
             1,
         )?;
@@ -539,6 +552,40 @@ async fn main() -> anyhow::Result<()> {
                 ledger: String::new(),
             });
         }
+    }
+
+    // Memory with many streams open at once: a mock that sends one chunk every 400 ms (about
+    // 9 s a stream), wrk holding `open_streams` connections, Tollgate's peak RSS.
+    if open_streams > 0 {
+        let slow = upstream::start_mock(
+            upstream::MockConfig {
+                latency: Duration::ZERO,
+                chunks: 20,
+                interval: Duration::from_millis(400),
+            },
+            2,
+        )?;
+        let path = scratch.path().join("bench-streams.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let t = start_tollgate(&url, None, None, slow, 1).await?;
+        let idle = rss_kb(t.child.id(), "VmRSS:") as f64 / 1024.0;
+        let script = wrk_script(scratch.path(), STREAM_BODY, &t.keys);
+        let target = format!("http://127.0.0.1:{}/v1/chat/completions", t.port);
+        let load = run_wrk(&target, &script, open_streams, 12);
+        let peak = rss_kb(t.child.id(), "VmHWM:") as f64 / 1024.0;
+        eprintln!(
+            "{open_streams} open streams: idle RSS {idle:.1} MB, peak {peak:.1} MB, {} streams finished, {} errors",
+            load.requests, load.errors
+        );
+        rows.push(Row_ {
+            scenario: format!("tollgate sqlite, {open_streams} slow streams open"),
+            stream: true,
+            concurrency: open_streams,
+            load,
+            ttfb_p99: None,
+            rss_mb: Some(peak),
+            ledger: format!("idle RSS {idle:.1} MB"),
+        });
     }
 
     println!("{}", render(&rows));

@@ -14,6 +14,8 @@ use futures_util::StreamExt;
 pub struct MockConfig {
     pub latency: Duration,
     pub chunks: usize,
+    /// Pause between streamed chunks (zero: all at once). A slow stream keeps connections open.
+    pub interval: Duration,
 }
 
 pub const PROMPT_TOKENS: i64 = 12;
@@ -47,12 +49,22 @@ async fn chat(cfg: web::Data<MockConfig>, body: Bytes) -> HttpResponse {
     let stream = memchr_stream(&body);
     if stream {
         let chunks = sse_body(cfg.chunks);
-        HttpResponse::Ok()
-            .content_type("text/event-stream")
-            .insert_header(("Cache-Control", "no-cache"))
-            .streaming(futures_util::stream::iter(
+        let mut res = HttpResponse::Ok();
+        res.content_type("text/event-stream")
+            .insert_header(("Cache-Control", "no-cache"));
+        let interval = cfg.interval;
+        if interval.is_zero() {
+            res.streaming(futures_util::stream::iter(
                 chunks.into_iter().map(Ok::<_, actix_web::Error>),
             ))
+        } else {
+            res.streaming(
+                futures_util::stream::iter(chunks).then(move |c| async move {
+                    tokio::time::sleep(interval).await;
+                    Ok::<_, actix_web::Error>(c)
+                }),
+            )
+        }
     } else {
         HttpResponse::Ok()
             .content_type("application/json")

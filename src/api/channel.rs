@@ -2,7 +2,6 @@
 //! tests and balances. Keys are never returned and never logged.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use actix_web::{HttpResponse, web};
@@ -337,18 +336,26 @@ pub async fn fetch_models(
     Ok(ok(ids))
 }
 
-/// Sends a minimal chat request through an OpenAI-compatible channel; Ok(elapsed ms, reply).
-async fn probe(state: &AppState, c: &Channel, model: &str) -> Result<(i64, String), String> {
-    let kind = catalog::get(c.r#type).ok_or("未知的渠道类型")?;
+/// Why a probe failed: the message, and the upstream's HTTP status and `error` object when it
+/// answered (0 and null otherwise), from which auto-disable decides.
+type ProbeError = (String, u16, Value);
+
+fn local_error(msg: impl Into<String>) -> ProbeError {
+    (msg.into(), 0, Value::Null)
+}
+
+/// Sends a minimal chat request through an OpenAI-compatible channel; Ok(reply).
+async fn probe(state: &AppState, c: &Channel, model: &str) -> Result<String, ProbeError> {
+    let kind = catalog::get(c.r#type).ok_or_else(|| local_error("未知的渠道类型"))?;
     if !kind.openai_compatible {
-        return Err(format!(
+        return Err(local_error(format!(
             "渠道类型 {} 的测试尚未实现（not supported yet）",
             kind.name
-        ));
+        )));
     }
     let base = base_url(c);
     if base.is_empty() {
-        return Err("渠道未设置 Base URL".into());
+        return Err(local_error("渠道未设置 Base URL"));
     }
     let body = json!({
         "model": model,
@@ -356,7 +363,6 @@ async fn probe(state: &AppState, c: &Channel, model: &str) -> Result<(i64, Strin
         "max_tokens": 1,
         "stream": false,
     });
-    let started = Instant::now();
     let res = state
         .http
         .post(format!("{base}/v1/chat/completions"))
@@ -365,20 +371,29 @@ async fn probe(state: &AppState, c: &Channel, model: &str) -> Result<(i64, Strin
         .json(&body)
         .send()
         .await
-        .map_err(|e| format!("请求失败：{}", e.without_url()))?;
+        .map_err(|e| local_error(format!("请求失败：{}", e.without_url())))?;
     let status = res.status();
-    let v: Value = res
-        .json()
-        .await
-        .map_err(|_| format!("上游返回了无法解析的响应（HTTP {status}）"))?;
-    let elapsed = started.elapsed().as_millis() as i64;
+    // An error status is kept even when its body is not JSON: a bare 401 still disables.
+    let code = if status.is_success() {
+        0
+    } else {
+        status.as_u16()
+    };
+    let v: Value = res.json().await.map_err(|_| {
+        (
+            format!("上游返回了无法解析的响应（HTTP {status}）"),
+            code,
+            Value::Null,
+        )
+    })?;
     if !status.is_success() {
         let msg = v["error"]["message"].as_str().unwrap_or("未知错误");
-        return Err(format!("HTTP {status}: {msg}"));
+        let error = v.get("error").cloned().unwrap_or_else(|| v.clone());
+        return Err((format!("HTTP {status}: {msg}"), code, error));
     }
     match v["choices"][0]["message"]["content"].as_str() {
-        Some(s) => Ok((elapsed, s.to_string())),
-        None => Err("上游响应中没有 choices[0].message.content".into()),
+        Some(s) => Ok(s.to_string()),
+        None => Err(local_error("上游响应中没有 choices[0].message.content")),
     }
 }
 
@@ -402,12 +417,30 @@ fn test_model(c: &Channel, requested: &str) -> String {
     }
 }
 
-async fn run_test(state: &AppState, c: &Channel, requested: &str) -> (bool, String, f64) {
+/// The result of one channel test.
+#[derive(Debug, Clone)]
+pub struct TestOutcome {
+    pub success: bool,
+    /// The reply, or why the test failed.
+    pub message: String,
+    /// How long the test took, also when it failed.
+    pub elapsed_ms: i64,
+    /// The upstream's HTTP status when it answered with an error; 0 otherwise.
+    pub status: u16,
+    /// The upstream's `error` object when it answered with one; null otherwise.
+    pub error: Value,
+}
+
+/// Tests one channel as `GET /api/channel/test/:id` does: records the response time (on success)
+/// and a test log. Changes no status: the batch test (`crate::jobs::channel_test`) decides that.
+pub async fn run_test(state: &AppState, c: &Channel, requested: &str) -> TestOutcome {
     let model = test_model(c, requested);
-    let outcome = probe(state, c, &model).await;
-    let (success, message, ms) = match outcome {
-        Ok((ms, reply)) => (true, reply, ms),
-        Err(e) => (false, e, 0),
+    let started = Instant::now();
+    let result = probe(state, c, &model).await;
+    let elapsed = started.elapsed().as_millis() as i64;
+    let (success, message, ms, status, error) = match result {
+        Ok(reply) => (true, reply, elapsed, 0, Value::Null),
+        Err((e, status, error)) => (false, e, 0, status, error),
     };
     if success && let Err(e) = channels::set_test_result(&state.db, c.id, ms).await {
         tracing::warn!(error = %e, channel = c.id, "cannot record a channel test");
@@ -429,7 +462,13 @@ async fn run_test(state: &AppState, c: &Channel, requested: &str) -> (bool, Stri
     if let Err(e) = logs::insert(&state.log_db, &state.log_db.pool, &row).await {
         tracing::warn!(error = %e, "cannot write a test log");
     }
-    (success, message, ms as f64 / 1000.0)
+    TestOutcome {
+        success,
+        message,
+        elapsed_ms: elapsed,
+        status,
+        error,
+    }
 }
 
 /// `GET /api/channel/test/:id?model=` → `{success, message, time, modelName}`.
@@ -441,48 +480,36 @@ pub async fn test(
 ) -> ApiResult<HttpResponse> {
     let c = find(&state, id.into_inner()).await?;
     let requested = q_str(&q, "model").to_string();
-    let (success, message, time) = run_test(&state, &c, &requested).await;
+    let t = run_test(&state, &c, &requested).await;
+    let time = if t.success {
+        t.elapsed_ms as f64 / 1000.0
+    } else {
+        0.0
+    };
     Ok(HttpResponse::Ok().json(json!({
-        "success": success,
-        "message": message,
+        "success": t.success,
+        "message": t.message,
         "time": time,
         "modelName": requested,
     })))
 }
 
-static TESTING: AtomicBool = AtomicBool::new(false);
-
-/// `GET /api/channel/test[?scope=all|disabled]` — tests in the background, one run at a time.
+/// `GET /api/channel/test[?scope=all|disabled]` — tests in the background, one run at a time
+/// (shared with the periodic test), disabling and re-enabling channels as the options say.
 pub async fn test_all(
     state: web::Data<AppState>,
     _: AdminSession,
     q: Query,
 ) -> ApiResult<HttpResponse> {
-    if TESTING.swap(true, Ordering::SeqCst) {
+    let Some(running) = crate::jobs::channel_test::Running::acquire() else {
         return Err(bad("测试已在运行中"));
-    }
+    };
     let only_disabled = q_str(&q, "scope") == "disabled";
     let state = state.get_ref().clone();
     tokio::spawn(async move {
-        // Cleared even if a test panics (One API's flag stays set forever after an error).
-        struct Running;
-        impl Drop for Running {
-            fn drop(&mut self) {
-                TESTING.store(false, Ordering::SeqCst);
-            }
-        }
-        let _running = Running;
-        match channels::all(&state.db).await {
-            Ok(all) => {
-                for c in all {
-                    if only_disabled && c.status == channels::STATUS_ENABLED {
-                        continue;
-                    }
-                    run_test(&state, &c, "").await;
-                    tokio::time::sleep(state.cfg.polling_interval).await;
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "channel test: cannot list channels"),
+        let _running = running;
+        if let Err(e) = crate::jobs::channel_test::test_all_channels(&state, only_disabled).await {
+            tracing::warn!(error = %e, "channel test failed");
         }
     });
     Ok(ok_empty())
@@ -506,8 +533,13 @@ async fn get_json(state: &AppState, url: String, key: &str) -> Result<Value, Str
         .map_err(|_| "上游返回了无法解析的响应".to_string())
 }
 
+/// Whether `fetch_balance` knows the balance API of this channel type.
+pub fn has_balance_api(channel_type: i64) -> bool {
+    matches!(channel_type, 1 | 8 | 20 | 36 | 44)
+}
+
 /// Queries a channel's provider for its balance (USD or the provider's unit).
-async fn fetch_balance(state: &AppState, c: &Channel) -> Result<f64, String> {
+pub async fn fetch_balance(state: &AppState, c: &Channel) -> Result<f64, String> {
     let base = base_url(c);
     let num = |v: &Value| {
         v.as_f64()
@@ -581,15 +613,7 @@ pub async fn update_all_balances(
     state: web::Data<AppState>,
     _: AdminSession,
 ) -> ApiResult<HttpResponse> {
-    for c in channels::all(&state.db).await? {
-        if c.status != channels::STATUS_ENABLED || !matches!(c.r#type, 1 | 8 | 20 | 36 | 44) {
-            continue;
-        }
-        match fetch_balance(&state, &c).await {
-            Ok(b) => channels::set_balance(&state.db, c.id, b).await?,
-            Err(msg) => tracing::info!(channel = c.id, %msg, "balance not updated"),
-        }
-    }
+    crate::jobs::balance::update_all_balances(&state).await?;
     Ok(ok_empty())
 }
 

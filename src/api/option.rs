@@ -45,5 +45,6 @@ pub async fn update(
     };
     validate(&state.options.load(), &b.key, &value).map_err(AppError::bad_request)?;
     state.options.set(&state.db, &b.key, &value).await?;
+    state.relay.publish("options".into());
     Ok(ok_empty())
 }

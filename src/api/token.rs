@@ -189,7 +189,9 @@ pub async fn update(
             ));
         }
     }
-    tokens::update(&state.db, cur.id, s.user.id, &u).await?;
+    let delta = u.remain_quota - cur.remain_quota;
+    tokens::update(&state.db, cur.id, s.user.id, &u, delta).await?;
+    state.relay.ledger.credit(s.user.id, Some(cur.id), delta);
     // The relay caches tokens by key: drop this one so the change holds at once.
     state.relay.invalidate_token(&cur.key);
     Ok(ok(token_view(&own(&state, &s, cur.id).await?)))

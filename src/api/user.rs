@@ -239,6 +239,12 @@ pub async fn register(
         }
     }
     tx.commit().await?;
+    if let Some(inv) = &inviter {
+        state
+            .relay
+            .ledger
+            .credit(inv.id, None, o.i64("QuotaForInviter").max(0));
+    }
     if for_new > 0 {
         let msg = format!("新用户注册赠送 {}", log_quota(&o, for_new));
         write_log(&state, id, &b.username, logs::TYPE_SYSTEM, msg, 0).await;
@@ -598,6 +604,7 @@ pub async fn redeem(
             tracing::warn!(error = %e, "cannot write the top-up log");
         }
     }
+    state.relay.ledger.credit(s.user.id, None, quota);
     Ok(ok(quota))
 }
 
@@ -749,7 +756,10 @@ pub async fn update(
         display_name,
         password_hash,
     };
-    users::admin_update(&state.db, &state.db.pool, target.id, &upd, quota, &group).await?;
+    // The edit moves the quota by the difference, so that requests settled meanwhile still count.
+    let delta = quota - target.quota;
+    users::admin_update(&state.db, &state.db.pool, target.id, &upd, delta, &group).await?;
+    state.relay.ledger.credit(target.id, None, delta);
     state.relay.invalidate_user(target.id);
     if quota != target.quota {
         let o = state.options.load();
@@ -866,6 +876,7 @@ pub async fn admin_topup(
     }
     let target = live_user(&state, b.user_id).await?;
     users::add_quota(&state.db, &state.db.pool, target.id, b.quota).await?;
+    state.relay.ledger.credit(target.id, None, b.quota);
     let o = state.options.load();
     let content = if b.remark.is_empty() {
         format!("通过 API 充值 {}", log_quota(&o, b.quota))

@@ -1,33 +1,87 @@
 //! The ledger: reservations (pre-consume) and their settlement, exactly once.
 //!
-//! Invariants:
-//! - [`Ledger::reserve`] is synchronous with the request and atomic in the database, so nothing
-//!   can overdraw whatever the concurrency.
+//! Where balances move depends on the deployment (docs/multi-node.md):
+//! - **Database** (no Redis, `MEMORY_CACHE_ENABLED` off): a reservation is one transaction of
+//!   conditional `UPDATE`s; settlements go through the writer task below.
+//! - **Memory** (no Redis, `MEMORY_CACHE_ENABLED=true`, one node): balances live in this process
+//!   ([`MemoryBalances`], loaded from the database on first use), so the hot path runs no SQL;
+//!   settled movements reach the database through the writer.
+//! - **Redis** (`REDIS_CONN_STRING`): balances live in Redis and move through Lua scripts; a
+//!   settlement appends its movement to a Redis stream in the same script, and every node writes
+//!   the streams back to the database, each entry exactly once (a cursor committed with it).
+//!   Holds of a node that died are given back once its heartbeat expires.
+//!
+//! Invariants, in every mode:
+//! - [`Ledger::reserve`] is atomic against every other reservation: nothing can overdraw, whatever
+//!   the concurrency or the number of nodes.
 //! - A [`Reservation`] is settled or refunded exactly once: `settle`/`refund` consume it, and its
 //!   `Drop` refunds whatever was not settled (a cancelled handler, a panic).
-//! - Settlements go through ONE writer task (an mpsc queue) that applies them in batches, each in
-//!   one transaction with its consume logs. On SQLite this means one writer, so "database is
-//!   locked" cannot drop a write; a failed batch is retried, never dropped. [`Ledger::flush`]
-//!   waits until everything queued so far is written (used at shutdown and by tests).
+//! - The database writer applies movements in batches, each in one transaction with its consume
+//!   logs; on SQLite that means one writer, so "database is locked" cannot drop a write; a failed
+//!   batch is retried, never dropped. [`Ledger::flush`] waits until everything settled so far is in
+//!   the database (shutdown, tests).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
+use crate::cache::memory::MemoryBalances;
+use crate::cache::redis::{QuotaStore, Reserve, SHARDS};
+use crate::error::{AppError, V1Error};
 use crate::store::Db;
 use crate::store::ledger::{self as store_ledger, Movement, ReserveError};
 use crate::store::logs::{self, Log};
 
+/// Where balances live.
+#[derive(Clone, Debug)]
+pub enum Balances {
+    Database,
+    Memory(Arc<MemoryBalances>),
+    Redis(Arc<QuotaStore>),
+}
+
+impl Balances {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Balances::Database => "database",
+            Balances::Memory(_) => "memory",
+            Balances::Redis(_) => "redis",
+        }
+    }
+}
+
+/// The ledger could not be reached (the request is refused; nothing was taken).
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error("quota store unavailable: {0}")]
+    Redis(anyhow::Error),
+}
+
+impl From<LedgerError> for AppError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::Db(e) => e.into(),
+            LedgerError::Redis(e) => {
+                tracing::error!(error = %e, "quota store (Redis) unavailable");
+                AppError::Unavailable("quota service is unavailable, try again shortly".into())
+            }
+        }
+    }
+}
+
+impl From<LedgerError> for V1Error {
+    fn from(e: LedgerError) -> Self {
+        V1Error(e.into())
+    }
+}
+
 enum Op {
     Move(Box<Movement>),
     Flush(oneshot::Sender<()>),
-}
-
-/// Handle to the ledger writer. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct Ledger {
-    tx: mpsc::UnboundedSender<Op>,
-    db: Db,
 }
 
 impl std::fmt::Debug for Op {
@@ -36,14 +90,87 @@ impl std::fmt::Debug for Op {
     }
 }
 
+/// Settlements still running against Redis, so that `flush` can wait for them.
+#[derive(Debug, Default)]
+struct InFlight {
+    n: AtomicUsize,
+    idle: Notify,
+}
+
+impl InFlight {
+    fn start(&self) {
+        self.n.fetch_add(1, Ordering::SeqCst);
+    }
+    fn done(&self) {
+        if self.n.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+    async fn wait(&self) {
+        loop {
+            let idle = self.idle.notified();
+            if self.n.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+/// Handle to the ledger. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    tx: mpsc::UnboundedSender<Op>,
+    db: Db,
+    log_db: Option<Db>,
+    balances: Balances,
+    /// This process's id in Redis holds (a restarted node gets a new one).
+    node: Arc<str>,
+    seq: Arc<AtomicU64>,
+    in_flight: Arc<InFlight>,
+    /// Wakes the Redis write-back soon after a settlement (unless batching).
+    wake: Arc<Notify>,
+    batching: bool,
+}
+
+/// How often a node proves it is alive, and how long until its holds are given back.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+const HEARTBEAT_TTL: u64 = 6;
+
 impl Ledger {
-    /// Starts the writer task. `log_db` is `None` when logs share the main database (then logs
-    /// and quota moves commit together). `batch` delays writes to batch them
-    /// (`BATCH_UPDATE_ENABLED` / `BATCH_UPDATE_INTERVAL`).
-    pub fn start(db: Db, log_db: Option<Db>, batch: Option<Duration>) -> Ledger {
+    /// Starts the database writer (and, with Redis, the write-back, heartbeat and reaper tasks).
+    /// `log_db` is `None` when logs share the main database (then logs and quota moves commit
+    /// together). `batch` delays writes to batch them (`BATCH_UPDATE_ENABLED` /
+    /// `BATCH_UPDATE_INTERVAL`).
+    pub fn start(
+        db: Db,
+        log_db: Option<Db>,
+        batch: Option<Duration>,
+        balances: Balances,
+    ) -> Ledger {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer(db.clone(), log_db, batch, rx));
-        Ledger { tx, db }
+        tokio::spawn(writer(db.clone(), log_db.clone(), batch, rx));
+        let ledger = Ledger {
+            tx,
+            db,
+            log_db,
+            balances,
+            node: Arc::from(uuid::Uuid::new_v4().simple().to_string()),
+            seq: Arc::new(AtomicU64::new(0)),
+            in_flight: Arc::new(InFlight::default()),
+            wake: Arc::new(Notify::new()),
+            batching: batch.is_some(),
+        };
+        if let Balances::Redis(q) = &ledger.balances {
+            let every = batch.unwrap_or(Duration::from_millis(100));
+            tokio::spawn(write_back_loop(ledger.clone(), q.clone(), every));
+            tokio::spawn(heartbeat_loop(ledger.clone(), q.clone()));
+        }
+        ledger
+    }
+
+    pub fn balances(&self) -> &Balances {
+        &self.balances
     }
 
     /// Reserves `amount` from the user and (unless unlimited) the token.
@@ -51,26 +178,153 @@ impl Ledger {
         &self,
         base: Movement,
         amount: i64,
-    ) -> Result<Result<Reservation, ReserveError>, sqlx::Error> {
+    ) -> Result<Result<Reservation, ReserveError>, LedgerError> {
         let amount = amount.max(0);
-        match store_ledger::reserve(
-            &self.db,
-            base.user_id,
-            base.token_id,
-            base.unlimited,
-            amount,
-        )
-        .await?
-        {
-            Ok(()) => Ok(Ok(Reservation {
-                ledger: self.clone(),
-                movement: Some(Movement {
-                    reserved: amount,
-                    ..base
-                }),
-            })),
-            Err(e) => Ok(Err(e)),
+        let token = (!base.unlimited).then_some(base.token_id);
+        let mut hold = None;
+        match &self.balances {
+            Balances::Database => {
+                if let Err(e) = store_ledger::reserve(
+                    &self.db,
+                    base.user_id,
+                    base.token_id,
+                    base.unlimited,
+                    amount,
+                )
+                .await?
+                {
+                    return Ok(Err(e));
+                }
+            }
+            Balances::Memory(m) => {
+                let mut loaded = false;
+                loop {
+                    match m.reserve(base.user_id, token, amount) {
+                        Reserve::Ok => break,
+                        Reserve::UserShort => return Ok(Err(ReserveError::User)),
+                        Reserve::TokenShort => return Ok(Err(ReserveError::Token)),
+                        Reserve::Missing if loaded => return Ok(Err(ReserveError::User)),
+                        Reserve::Missing => {
+                            if let Err(e) = self.load_memory(m, base.user_id, token).await? {
+                                return Ok(Err(e));
+                            }
+                            loaded = true;
+                        }
+                    }
+                }
+            }
+            Balances::Redis(q) => {
+                let id = format!("{}:{}", self.node, self.seq.fetch_add(1, Ordering::Relaxed));
+                let value = format!(
+                    "{} {} {} {amount}",
+                    self.node,
+                    base.user_id,
+                    token.map_or("-".to_string(), |t| t.to_string())
+                );
+                let mut loaded = false;
+                loop {
+                    let r = q
+                        .reserve(base.user_id, token, amount, &id, &value)
+                        .await
+                        .map_err(LedgerError::Redis)?;
+                    match r {
+                        Reserve::Ok => break,
+                        Reserve::UserShort => return Ok(Err(ReserveError::User)),
+                        Reserve::TokenShort => return Ok(Err(ReserveError::Token)),
+                        Reserve::Missing if loaded => return Ok(Err(ReserveError::User)),
+                        Reserve::Missing => {
+                            if let Err(e) = load_redis(&self.db, q, base.user_id, token).await? {
+                                return Ok(Err(e));
+                            }
+                            loaded = true;
+                        }
+                    }
+                }
+                hold = Some(id);
+            }
         }
+        Ok(Ok(Reservation {
+            ledger: self.clone(),
+            hold,
+            movement: Some(Movement {
+                reserved: amount,
+                ..base
+            }),
+        }))
+    }
+
+    async fn load_memory(
+        &self,
+        m: &MemoryBalances,
+        user_id: i64,
+        token: Option<i64>,
+    ) -> Result<Result<(), ReserveError>, LedgerError> {
+        for _ in 0..10 {
+            let version = m.version(user_id);
+            let (u, t) = store_ledger::balances(&self.db, user_id, token).await?;
+            let Some(u) = u else {
+                return Ok(Err(ReserveError::User));
+            };
+            let mut ok = m.load(user_id, None, u, version);
+            if let Some(tid) = token {
+                let Some(t) = t else {
+                    return Ok(Err(ReserveError::Token));
+                };
+                ok &= m.load(user_id, Some(tid), t, version);
+            }
+            if ok {
+                return Ok(Ok(()));
+            }
+        }
+        Ok(Err(ReserveError::User))
+    }
+
+    /// Applies a quota change already committed to the database (a top-up, a redeemed code, an
+    /// admin edit of a user's quota or a token's remaining quota) to the live balances.
+    pub fn credit(&self, user_id: i64, token: Option<i64>, delta: i64) {
+        match &self.balances {
+            Balances::Database => {}
+            Balances::Memory(m) => m.credit(user_id, token, delta),
+            Balances::Redis(q) => {
+                let q = q.clone();
+                let _ = self.spawn_retrying("credit", move || {
+                    let q = q.clone();
+                    async move { q.credit(user_id, token, delta).await }
+                });
+            }
+        }
+    }
+
+    /// Runs a Redis step until it succeeds (Redis may be restarting); `flush` waits for it.
+    fn spawn_retrying<F, Fut>(&self, what: &'static str, step: F) -> Settled
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+    {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::error!(what, "no runtime to apply a quota step");
+            return Settled(None);
+        };
+        let in_flight = self.in_flight.clone();
+        in_flight.start();
+        let (done, settled) = oneshot::channel();
+        rt.spawn(async move {
+            let mut attempt = 0u32;
+            loop {
+                match step().await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        attempt += 1;
+                        tracing::error!(error = %e, attempt, what, "quota store step failed, retrying");
+                        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25))))
+                            .await;
+                    }
+                }
+            }
+            in_flight.done();
+            let _ = done.send(());
+        });
+        Settled(Some(settled))
     }
 
     fn send(&self, m: Movement) {
@@ -79,19 +333,144 @@ impl Ledger {
         }
     }
 
-    /// Waits until every movement queued before this call is committed.
+    /// Waits until every movement settled before this call is committed to the database.
     pub async fn flush(&self) {
+        if let Balances::Redis(q) = &self.balances {
+            self.in_flight.wait().await;
+            let mut attempt = 0;
+            while let Err(e) = write_back(self, q).await {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "ledger write-back failed during flush");
+                if attempt >= 20 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Op::Flush(tx)).is_ok() {
             let _ = rx.await;
         }
     }
+
+    /// Applies one settlement to the live balances and queues or streams its movement.
+    fn finish(&self, hold: Option<String>, m: Movement) -> Settled {
+        let token = (!m.unlimited).then_some(m.token_id);
+        let price = if m.settled { m.charged } else { 0 };
+        match &self.balances {
+            Balances::Database => {
+                if m.settled || m.reserved > 0 {
+                    self.send(m);
+                }
+                Settled(None)
+            }
+            Balances::Memory(mem) => {
+                let charged = mem
+                    .settle(m.user_id, token, m.reserved, price)
+                    .unwrap_or_else(|| price.min(m.reserved));
+                if m.settled || charged != 0 {
+                    self.send(Movement {
+                        charged,
+                        external: true,
+                        ..m
+                    });
+                }
+                Settled(None)
+            }
+            Balances::Redis(q) => {
+                let q = q.clone();
+                let db = self.db.clone();
+                let hold = hold.unwrap_or_default();
+                let payload = match serde_json::to_string(&m) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot encode a quota movement");
+                        return Settled(None);
+                    }
+                };
+                let m = Arc::new(m);
+                let hold: Arc<str> = Arc::from(hold);
+                let payload: Arc<str> = Arc::from(payload);
+                let settled = self.spawn_retrying("settle", move || {
+                    let (q, db, m) = (q.clone(), db.clone(), m.clone());
+                    let (hold, payload) = (hold.clone(), payload.clone());
+                    async move {
+                        loop {
+                            let r = q
+                                .settle(
+                                    m.user_id, token, &hold, m.reserved, price, m.settled, &payload,
+                                )
+                                .await?;
+                            if r.is_some() {
+                                return Ok(());
+                            }
+                            // The balances vanished (Redis restarted): reload and settle again; the
+                            // hold went with them, so the whole price is taken from the new balance.
+                            load_redis(&db, &q, m.user_id, token)
+                                .await
+                                .map_err(|e| anyhow::anyhow!("{e}"))?
+                                .ok();
+                        }
+                    }
+                });
+                if !self.batching {
+                    self.wake.notify_one();
+                }
+                settled
+            }
+        }
+    }
+}
+
+/// A settlement on its way. With Redis, [`Settled::wait`] returns once the charge and its
+/// movement are in Redis (or after a short bound, while Redis is unreachable); otherwise at once.
+#[derive(Debug)]
+pub struct Settled(Option<oneshot::Receiver<()>>);
+
+impl Settled {
+    pub async fn wait(self) {
+        if let Some(rx) = self.0 {
+            let _ = tokio::time::timeout(Duration::from_secs(3), rx).await;
+        }
+    }
+}
+
+/// Seeds a user's (and token's) Redis balances from the database.
+async fn load_redis(
+    db: &Db,
+    q: &QuotaStore,
+    user_id: i64,
+    token: Option<i64>,
+) -> Result<Result<(), ReserveError>, LedgerError> {
+    let redis = LedgerError::Redis;
+    for _ in 0..10 {
+        let version = q.version(user_id).await.map_err(redis)?;
+        let (u, t) = store_ledger::balances(db, user_id, token).await?;
+        let Some(u) = u else {
+            return Ok(Err(ReserveError::User));
+        };
+        let mut ok = q.load(user_id, None, u, &version).await.map_err(redis)?;
+        if let Some(tid) = token {
+            let Some(t) = t else {
+                return Ok(Err(ReserveError::Token));
+            };
+            ok &= q
+                .load(user_id, Some(tid), t, &version)
+                .await
+                .map_err(redis)?;
+        }
+        if ok {
+            return Ok(Ok(()));
+        }
+    }
+    Ok(Err(ReserveError::User))
 }
 
 /// Quota held for one request. Settle or refund it; dropping it refunds.
 #[derive(Debug)]
 pub struct Reservation {
     ledger: Ledger,
+    hold: Option<String>,
     movement: Option<Movement>,
 }
 
@@ -102,14 +481,18 @@ impl Reservation {
     }
 
     /// Charges `charged` for the request on `channel_id` (refunding or charging the
-    /// difference) and writes `log`.
-    pub fn settle(mut self, channel_id: i64, charged: i64, log: Option<Log>) {
-        if let Some(mut m) = self.movement.take() {
-            m.channel_id = channel_id;
-            m.charged = charged.max(0);
-            m.settled = true;
-            m.log = log;
-            self.ledger.send(m);
+    /// difference) and writes `log`. The returned [`Settled`] may be awaited before answering the
+    /// client, so that a node dying right after the answer still has the charge recorded.
+    pub fn settle(mut self, channel_id: i64, charged: i64, log: Option<Log>) -> Settled {
+        match self.movement.take() {
+            Some(mut m) => {
+                m.channel_id = channel_id;
+                m.charged = charged.max(0);
+                m.settled = true;
+                m.log = log;
+                self.ledger.finish(self.hold.take(), m)
+            }
+            None => Settled(None),
         }
     }
 
@@ -124,7 +507,7 @@ impl Reservation {
             m.charged = 0;
             m.log = None;
             if m.reserved > 0 {
-                self.ledger.send(m);
+                let _ = self.ledger.finish(self.hold.take(), m);
             }
         }
     }
@@ -134,6 +517,142 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         self.refund_inner();
     }
+}
+
+/// Writes every Redis stream back to the database until they are empty.
+async fn write_back(ledger: &Ledger, q: &QuotaStore) -> anyhow::Result<usize> {
+    const BATCH: usize = 500;
+    let db = &ledger.db;
+    let mut written = 0;
+    for shard in 0..SHARDS {
+        loop {
+            let entries = q.read_stream(shard, BATCH).await?;
+            let Some(last) = entries.last().map(|e| e.id) else {
+                break;
+            };
+            let name = q.stream_key(shard);
+            let mut tx = db.pool.begin().await?;
+            let from = store_ledger::cursor(db, &mut tx, &name).await?;
+            let mut moves = Vec::new();
+            for e in entries.iter().filter(|e| e.id > from) {
+                let mut m: Movement = serde_json::from_str(&e.payload)?;
+                m.charged = e.charged;
+                m.external = true;
+                moves.push(m);
+            }
+            if !moves.is_empty() {
+                let charges = store_ledger::apply(db, &mut tx, &moves).await?;
+                for (m, c) in moves.iter_mut().zip(&charges) {
+                    m.log = charged_log(m, *c);
+                }
+                if ledger.log_db.is_none() {
+                    for l in moves.iter().filter_map(|m| m.log.as_ref()) {
+                        logs::insert(db, &mut *tx, l).await?;
+                    }
+                }
+                if !store_ledger::advance_cursor(db, &mut tx, &name, from, last).await? {
+                    // Another node wrote these first.
+                    tx.rollback().await?;
+                    continue;
+                }
+            }
+            tx.commit().await?;
+            if let Some(ldb) = &ledger.log_db {
+                // Logs in their own database follow the quota moves; a failure is retried here
+                // (the moves are committed and will not be applied again).
+                let mut attempt = 0;
+                while let Err(e) = write_logs(ldb, &moves).await {
+                    attempt += 1;
+                    tracing::error!(error = %e, attempt, "consume logs not written, retrying");
+                    if attempt >= 20 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            q.trim_stream(shard, last).await?;
+            written += moves.len();
+            if entries.len() < BATCH {
+                break;
+            }
+        }
+    }
+    Ok(written)
+}
+
+async fn write_back_loop(ledger: Ledger, q: Arc<QuotaStore>, every: Duration) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = ledger.wake.notified() => {
+                // Let a burst of settlements land before writing them together.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        if let Err(e) = write_back(&ledger, &q).await {
+            tracing::warn!(error = %e, "ledger write-back failed, will retry");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+/// Keeps this node's heartbeat alive and gives back the holds of nodes whose heartbeat expired
+/// (they died mid-request: their reservations will never be settled).
+async fn heartbeat_loop(ledger: Ledger, q: Arc<QuotaStore>) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        if let Err(e) = q.heartbeat(&ledger.node, HEARTBEAT_TTL).await {
+            tracing::warn!(error = %e, "cannot refresh the node heartbeat in Redis");
+            continue;
+        }
+        n += 1;
+        if n.is_multiple_of(2)
+            && let Err(e) = release_dead_holds(&ledger, &q).await
+        {
+            tracing::warn!(error = %e, "cannot release the holds of dead nodes");
+        }
+    }
+}
+
+/// Gives back every hold whose node's heartbeat is gone. Returns how many.
+pub async fn release_dead_holds(ledger: &Ledger, q: &QuotaStore) -> anyhow::Result<usize> {
+    let mut released = 0;
+    let mut alive = std::collections::HashMap::new();
+    for shard in 0..SHARDS {
+        for (id, value) in q.holds(shard).await? {
+            let mut parts = value.split(' ');
+            let (Some(node), Some(user), Some(token), Some(amount)) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            if node == &*ledger.node {
+                continue;
+            }
+            let live = match alive.get(node) {
+                Some(l) => *l,
+                None => {
+                    let l = q.node_alive(node).await?;
+                    alive.insert(node.to_string(), l);
+                    l
+                }
+            };
+            if live {
+                continue;
+            }
+            let (Ok(user), Ok(amount)) = (user.parse::<i64>(), amount.parse::<i64>()) else {
+                continue;
+            };
+            let token = token.parse::<i64>().ok();
+            if q.release(user, token, &id, amount).await? {
+                tracing::info!(node, user, amount, "released the hold of a dead node");
+                released += 1;
+            }
+        }
+    }
+    Ok(released)
 }
 
 async fn writer(

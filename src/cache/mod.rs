@@ -2,4 +2,5 @@
 //! through Lua scripts that can never take a balance below zero; caches are invalidated on every
 //! node through pub/sub. See docs/multi-node.md.
 
+pub mod memory;
 pub mod redis;

@@ -84,33 +84,61 @@ impl std::fmt::Debug for RedisPool {
     }
 }
 
-/// Runs `$body` with `$conn` bound to a pooled connection of whichever mode.
+/// How long one Redis call may take, connection included: a Redis that stops answering turns
+/// into an error (a 503 on the relay), never a hung request.
+pub const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// Runs `$body` with `$conn` bound to a pooled connection of whichever mode, within
+/// [`REDIS_TIMEOUT`]; `?` inside `$body` turns Redis errors into `anyhow` errors.
 macro_rules! with_conn {
     ($pool:expr, $conn:ident => $body:expr) => {
-        match $pool {
-            RedisPool::Standalone(p) => {
-                let mut $conn = p.get().await.map_err(|e| anyhow::anyhow!("redis: {e}"))?;
-                $body
+        tokio::time::timeout($crate::cache::redis::REDIS_TIMEOUT, async {
+            match $pool {
+                RedisPool::Standalone(p) => {
+                    let mut $conn = p.get().await.map_err(|e| anyhow::anyhow!("redis: {e}"))?;
+                    Ok::<_, anyhow::Error>($body)
+                }
+                RedisPool::Sentinel(p) => {
+                    let mut $conn = p.get().await.map_err(|e| anyhow::anyhow!("redis: {e}"))?;
+                    Ok::<_, anyhow::Error>($body)
+                }
+                RedisPool::Cluster(p) => {
+                    let mut $conn = p.get().await.map_err(|e| anyhow::anyhow!("redis: {e}"))?;
+                    Ok::<_, anyhow::Error>($body)
+                }
             }
-            RedisPool::Sentinel(p) => {
-                let mut $conn = p.get().await.map_err(|e| anyhow::anyhow!("redis: {e}"))?;
-                $body
-            }
-            RedisPool::Cluster(p) => {
-                let mut $conn = p.get().await.map_err(|e| anyhow::anyhow!("redis: {e}"))?;
-                $body
-            }
-        }
+        })
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "redis: no answer within {:?}",
+                $crate::cache::redis::REDIS_TIMEOUT
+            )
+        })??
     };
+}
+
+fn pool_config() -> deadpool_redis::PoolConfig {
+    let t = Some(REDIS_TIMEOUT);
+    deadpool_redis::PoolConfig {
+        max_size: 64,
+        timeouts: deadpool_redis::Timeouts {
+            wait: t,
+            create: t,
+            recycle: t,
+        },
+        ..Default::default()
+    }
 }
 
 impl RedisPool {
     pub fn connect(target: &RedisTarget) -> anyhow::Result<RedisPool> {
         Ok(match target {
-            RedisTarget::Standalone(url) => RedisPool::Standalone(
-                deadpool_redis::Config::from_url(url)
-                    .create_pool(Some(deadpool_redis::Runtime::Tokio1))?,
-            ),
+            RedisTarget::Standalone(url) => {
+                let mut cfg = deadpool_redis::Config::from_url(url);
+                cfg.pool = Some(pool_config());
+                RedisPool::Standalone(cfg.create_pool(Some(deadpool_redis::Runtime::Tokio1))?)
+            }
             RedisTarget::Sentinel {
                 nodes,
                 master,
@@ -131,12 +159,14 @@ impl RedisPool {
                             }),
                         });
                 }
+                cfg.pool = Some(pool_config());
                 RedisPool::Sentinel(cfg.create_pool(Some(deadpool_redis::Runtime::Tokio1))?)
             }
-            RedisTarget::Cluster { nodes } => RedisPool::Cluster(
-                deadpool_redis::cluster::Config::from_urls(nodes.clone())
-                    .create_pool(Some(deadpool_redis::Runtime::Tokio1))?,
-            ),
+            RedisTarget::Cluster { nodes } => {
+                let mut cfg = deadpool_redis::cluster::Config::from_urls(nodes.clone());
+                cfg.pool = Some(pool_config());
+                RedisPool::Cluster(cfg.create_pool(Some(deadpool_redis::Runtime::Tokio1))?)
+            }
         })
     }
 
@@ -154,61 +184,121 @@ impl RedisPool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reserve {
     Ok,
-    /// A balance is not in Redis: load it from the database (`load_balance`) and retry.
+    /// A balance is not in Redis: load it from the database ([`QuotaStore::load`]) and retry.
     Missing,
     UserShort,
     TokenShort,
 }
 
+/// How many stream shards the ledger uses. Each shard is one hash tag, so every key a script
+/// touches (a user's balances, the shard's holds and its stream) sits in one Cluster slot.
+pub const SHARDS: i64 = 8;
+
 const RESERVE: &str = r#"
--- KEYS[1] user balance, KEYS[2] token balance (absent: unlimited token); ARGV[1] amount.
+-- KEYS: user balance, holds, [token balance]. ARGV: amount, hold id, hold value, ttl.
 local amount = tonumber(ARGV[1])
 local u = redis.call('GET', KEYS[1])
 if not u then return 0 end
 local t = nil
-if #KEYS > 1 then
-  t = redis.call('GET', KEYS[2])
+if #KEYS > 2 then
+  t = redis.call('GET', KEYS[3])
   if not t then return 0 end
 end
 if tonumber(u) < amount then return 2 end
 if t and tonumber(t) < amount then return 3 end
-redis.call('DECRBY', KEYS[1], amount)
-if t then redis.call('DECRBY', KEYS[2], amount) end
+if amount > 0 then
+  redis.call('DECRBY', KEYS[1], amount)
+  if t then redis.call('DECRBY', KEYS[3], amount) end
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+if t then redis.call('EXPIRE', KEYS[3], ARGV[4]) end
 return 1
 "#;
 
-const ADJUST: &str = r#"
--- KEYS[1] user balance, KEYS[2] token balance (optional); ARGV[1] delta: > 0 charges more,
--- < 0 refunds. A charge is capped by what is left, so no balance goes below zero.
--- Returns {applied delta, 1} or {0, 0} when a balance is missing.
-local d = tonumber(ARGV[1])
+const SETTLE: &str = r#"
+-- KEYS: user balance, holds, stream, [token balance].
+-- ARGV: hold id, reserved, price, counted (0/1), movement JSON.
+-- Releases the hold, charges the price (an excess over the hold only as far as the balances go),
+-- and appends the movement with what was charged to the shard's stream, all at once.
+-- Returns the charge, or -1 when a balance is missing (load it and call again).
 local u = redis.call('GET', KEYS[1])
-if not u then return {0, 0} end
 local t = nil
-if #KEYS > 1 then
-  t = redis.call('GET', KEYS[2])
-  if not t then return {0, 0} end
+if #KEYS > 3 then
+  t = redis.call('GET', KEYS[4])
+  if not t then return -1 end
 end
-if d > 0 then
+if not u then return -1 end
+local reserved = tonumber(ARGV[2])
+if reserved > 0 and redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then reserved = 0 end
+local delta = tonumber(ARGV[3]) - reserved
+if delta > 0 then
   local room = tonumber(u)
   if t and tonumber(t) < room then room = tonumber(t) end
   if room < 0 then room = 0 end
-  if d > room then d = room end
+  if delta > room then delta = room end
 end
-if d ~= 0 then
-  redis.call('DECRBY', KEYS[1], d)
-  if t then redis.call('DECRBY', KEYS[2], d) end
+if delta ~= 0 then
+  redis.call('DECRBY', KEYS[1], delta)
+  if t then redis.call('DECRBY', KEYS[4], delta) end
 end
-return {d, 1}
+local charged = reserved + delta
+if ARGV[4] == '1' or charged ~= 0 then
+  redis.call('XADD', KEYS[3], '*', 'm', ARGV[5], 'c', charged)
+end
+return charged
 "#;
 
-/// Atomic quota balances in Redis.
+const RELEASE: &str = r#"
+-- KEYS: user balance, holds, [token balance]. ARGV: hold id, amount.
+-- Gives a hold back (its node died). Returns 1 when this call released it.
+if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCRBY', KEYS[1], ARGV[2]) end
+if #KEYS > 2 and redis.call('EXISTS', KEYS[3]) == 1 then redis.call('INCRBY', KEYS[3], ARGV[2]) end
+return 1
+"#;
+
+const LOAD: &str = r#"
+-- KEYS: balance, version. ARGV: value read from the database, version read before it, ttl.
+-- Seeds a balance unless a change committed since the read (the version moved) or another node
+-- seeded it already.
+local v = redis.call('GET', KEYS[2]) or '0'
+if v ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[3])
+return 1
+"#;
+
+const CREDIT: &str = r#"
+-- KEYS: version, [balance...]. ARGV: delta (a change already committed to the database).
+redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], 172800)
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], ARGV[1]) end
+end
+return 1
+"#;
+
+/// One movement read back from a shard's stream.
+#[derive(Debug, Clone)]
+pub struct StreamEntry {
+    /// The stream id as `(ms, seq)`.
+    pub id: (i64, i64),
+    pub payload: String,
+    pub charged: i64,
+}
+
+/// Atomic quota balances in Redis, the holds of in-flight requests and the per-shard streams of
+/// settled movements waiting to be written back to the database.
 #[derive(Debug, Clone)]
 pub struct QuotaStore {
     pool: RedisPool,
     prefix: String,
+    ttl: u64,
     reserve: Script,
-    adjust: Script,
+    settle: Script,
+    release: Script,
+    load: Script,
+    credit: Script,
 }
 
 impl QuotaStore {
@@ -216,43 +306,92 @@ impl QuotaStore {
         QuotaStore {
             pool,
             prefix: prefix.to_string(),
+            ttl: 86_400,
             reserve: Script::new(RESERVE),
-            adjust: Script::new(ADJUST),
+            settle: Script::new(SETTLE),
+            release: Script::new(RELEASE),
+            load: Script::new(LOAD),
+            credit: Script::new(CREDIT),
         }
+    }
+
+    pub fn pool(&self) -> &RedisPool {
+        &self.pool
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn tag(&self, shard: i64) -> String {
+        format!("{}{{q{shard}}}", self.prefix)
+    }
+
+    fn shard_of(user_id: i64) -> i64 {
+        user_id.rem_euclid(SHARDS)
     }
 
     pub fn user_key(&self, user_id: i64) -> String {
-        format!("{}quota:{{u{user_id}}}:user", self.prefix)
+        format!("{}:u:{user_id}", self.tag(Self::shard_of(user_id)))
     }
 
     pub fn token_key(&self, user_id: i64, token_id: i64) -> String {
-        format!("{}quota:{{u{user_id}}}:token:{token_id}", self.prefix)
+        format!("{}:t:{token_id}", self.tag(Self::shard_of(user_id)))
     }
 
-    fn keys(&self, user_id: i64, token: Option<i64>) -> Vec<String> {
-        let mut k = vec![self.user_key(user_id)];
-        if let Some(t) = token {
-            k.push(self.token_key(user_id, t));
-        }
-        k
+    fn version_key(&self, user_id: i64) -> String {
+        format!("{}:v:{user_id}", self.tag(Self::shard_of(user_id)))
     }
 
-    /// Seeds a balance read from the database, unless another node already did (`SET NX`).
-    pub async fn load_balance(&self, key: &str, value: i64) -> anyhow::Result<()> {
-        with_conn!(&self.pool, c => {
-            let _: Option<String> = redis::cmd("SET").arg(key).arg(value).arg("NX").query_async(&mut c).await?;
-            Ok(())
-        })
+    fn holds_key_of(&self, shard: i64) -> String {
+        format!("{}:holds", self.tag(shard))
     }
 
-    /// Drops balances (after the database has them, or in tests).
-    pub async fn forget(&self, keys: &[String]) -> anyhow::Result<()> {
-        with_conn!(&self.pool, c => {
-            for k in keys {
-                let _: i64 = redis::cmd("DEL").arg(k).query_async(&mut c).await?;
-            }
-            Ok(())
-        })
+    pub fn stream_key(&self, shard: i64) -> String {
+        format!("{}:moves", self.tag(shard))
+    }
+
+    /// The user's balance version, read before reading the database for [`QuotaStore::load`].
+    pub async fn version(&self, user_id: i64) -> anyhow::Result<String> {
+        let key = self.version_key(user_id);
+        let v: Option<String> =
+            with_conn!(&self.pool, c => redis::cmd("GET").arg(&key).query_async(&mut c).await?);
+        Ok(v.unwrap_or_else(|| "0".into()))
+    }
+
+    /// Seeds a user's (`token = None`) or token's balance read from the database after
+    /// [`QuotaStore::version`] returned `version`. False when a change raced the read (read again).
+    pub async fn load(
+        &self,
+        user_id: i64,
+        token: Option<i64>,
+        value: i64,
+        version: &str,
+    ) -> anyhow::Result<bool> {
+        let key = match token {
+            Some(t) => self.token_key(user_id, t),
+            None => self.user_key(user_id),
+        };
+        let vkey = self.version_key(user_id);
+        let ok: i64 = with_conn!(&self.pool, c => {
+            self.load.key(&key).key(&vkey).arg(value).arg(version).arg(self.ttl)
+                .invoke_async(&mut c).await?
+        });
+        Ok(ok == 1)
+    }
+
+    /// Applies a change already committed to the database (a top-up, a redeemed code, an admin
+    /// edit) to the live balances, if they are loaded, and moves the user's version so that a
+    /// concurrent load retries.
+    pub async fn credit(&self, user_id: i64, token: Option<i64>, delta: i64) -> anyhow::Result<()> {
+        let mut inv = self.credit.prepare_invoke();
+        inv.key(self.version_key(user_id));
+        match token {
+            Some(t) => inv.key(self.token_key(user_id, t)),
+            None => inv.key(self.user_key(user_id)),
+        };
+        let _: i64 = with_conn!(&self.pool, c => inv.arg(delta).invoke_async(&mut c).await?);
+        Ok(())
     }
 
     pub async fn balance(&self, key: &str) -> anyhow::Result<Option<i64>> {
@@ -261,21 +400,24 @@ impl QuotaStore {
         })
     }
 
-    /// Takes `amount` from the user and (for a limited token, `token = Some(id)`) the token.
+    /// Takes `amount` from the user and (for a limited token, `token = Some(id)`) the token, and
+    /// records the hold as `hold_id` => `hold_value` until it is settled or released.
     pub async fn reserve(
         &self,
         user_id: i64,
         token: Option<i64>,
         amount: i64,
+        hold_id: &str,
+        hold_value: &str,
     ) -> anyhow::Result<Reserve> {
-        let keys = self.keys(user_id, token);
-        let code: i64 = with_conn!(&self.pool, c => {
-            let mut inv = self.reserve.prepare_invoke();
-            for k in &keys {
-                inv.key(k);
-            }
-            inv.arg(amount).invoke_async(&mut c).await?
-        });
+        let mut inv = self.reserve.prepare_invoke();
+        inv.key(self.user_key(user_id))
+            .key(self.holds_key_of(Self::shard_of(user_id)));
+        if let Some(t) = token {
+            inv.key(self.token_key(user_id, t));
+        }
+        inv.arg(amount).arg(hold_id).arg(hold_value).arg(self.ttl);
+        let code: i64 = with_conn!(&self.pool, c => inv.invoke_async(&mut c).await?);
         Ok(match code {
             1 => Reserve::Ok,
             2 => Reserve::UserShort,
@@ -284,24 +426,146 @@ impl QuotaStore {
         })
     }
 
-    /// Charges (`delta > 0`, capped at what is left) or refunds (`delta < 0`). Returns the delta
-    /// applied, or `None` when a balance is missing (the caller applies it to the database).
-    pub async fn adjust(
+    /// Settles a hold: returns what was charged, or `None` when a balance is missing.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn settle(
         &self,
         user_id: i64,
         token: Option<i64>,
-        delta: i64,
+        hold_id: &str,
+        reserved: i64,
+        price: i64,
+        counted: bool,
+        payload: &str,
     ) -> anyhow::Result<Option<i64>> {
-        let keys = self.keys(user_id, token);
-        let (applied, ok): (i64, i64) = with_conn!(&self.pool, c => {
-            let mut inv = self.adjust.prepare_invoke();
-            for k in &keys {
-                inv.key(k);
-            }
-            inv.arg(delta).invoke_async(&mut c).await?
-        });
-        Ok((ok == 1).then_some(applied))
+        let shard = Self::shard_of(user_id);
+        let mut inv = self.settle.prepare_invoke();
+        inv.key(self.user_key(user_id))
+            .key(self.holds_key_of(shard))
+            .key(self.stream_key(shard));
+        if let Some(t) = token {
+            inv.key(self.token_key(user_id, t));
+        }
+        inv.arg(hold_id)
+            .arg(reserved)
+            .arg(price)
+            .arg(if counted { "1" } else { "0" })
+            .arg(payload);
+        let charged: i64 = with_conn!(&self.pool, c => inv.invoke_async(&mut c).await?);
+        Ok((charged >= 0).then_some(charged))
     }
+
+    /// Every hold of a shard: `(hold id, hold value)`.
+    pub async fn holds(&self, shard: i64) -> anyhow::Result<Vec<(String, String)>> {
+        let key = self.holds_key_of(shard);
+        with_conn!(&self.pool, c => {
+            Ok(redis::cmd("HGETALL").arg(&key).query_async(&mut c).await?)
+        })
+    }
+
+    /// Gives a hold back (its node is gone). True when this call released it.
+    pub async fn release(
+        &self,
+        user_id: i64,
+        token: Option<i64>,
+        hold_id: &str,
+        amount: i64,
+    ) -> anyhow::Result<bool> {
+        let mut inv = self.release.prepare_invoke();
+        inv.key(self.user_key(user_id))
+            .key(self.holds_key_of(Self::shard_of(user_id)));
+        if let Some(t) = token {
+            inv.key(self.token_key(user_id, t));
+        }
+        let n: i64 =
+            with_conn!(&self.pool, c => inv.arg(hold_id).arg(amount).invoke_async(&mut c).await?);
+        Ok(n == 1)
+    }
+
+    /// Up to `count` movements of a shard's stream, oldest first.
+    pub async fn read_stream(&self, shard: i64, count: usize) -> anyhow::Result<Vec<StreamEntry>> {
+        let key = self.stream_key(shard);
+        let raw: Vec<(String, Vec<String>)> = with_conn!(&self.pool, c => {
+            redis::cmd("XRANGE").arg(&key).arg("-").arg("+").arg("COUNT").arg(count)
+                .query_async(&mut c).await?
+        });
+        raw.into_iter()
+            .map(|(id, fields)| {
+                let (ms, seq) = id
+                    .split_once('-')
+                    .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+                    .ok_or_else(|| anyhow::anyhow!("bad stream id {id}"))?;
+                let mut payload = String::new();
+                let mut charged = 0;
+                for pair in fields.chunks(2) {
+                    match (pair[0].as_str(), pair.get(1)) {
+                        ("m", Some(v)) => payload = v.clone(),
+                        ("c", Some(v)) => charged = v.parse()?,
+                        _ => {}
+                    }
+                }
+                Ok(StreamEntry {
+                    id: (ms, seq),
+                    payload,
+                    charged,
+                })
+            })
+            .collect()
+    }
+
+    /// Drops a shard's movements up to and including `id` (they are in the database).
+    pub async fn trim_stream(&self, shard: i64, id: (i64, i64)) -> anyhow::Result<()> {
+        let key = self.stream_key(shard);
+        // MINID keeps ids >= its argument: the next possible id after `id`.
+        let next = format!("{}-{}", id.0, id.1 + 1);
+        with_conn!(&self.pool, c => {
+            let _: i64 = redis::cmd("XTRIM").arg(&key).arg("MINID").arg(next).query_async(&mut c).await?;
+            Ok(())
+        })
+    }
+
+    /// Marks this node alive for `ttl_secs`.
+    pub async fn heartbeat(&self, node: &str, ttl_secs: u64) -> anyhow::Result<()> {
+        let key = format!("{}node:{node}", self.prefix);
+        with_conn!(&self.pool, c => {
+            let _: () = redis::cmd("SET").arg(&key).arg(1).arg("EX").arg(ttl_secs).query_async(&mut c).await?;
+            Ok(())
+        })
+    }
+
+    pub async fn node_alive(&self, node: &str) -> anyhow::Result<bool> {
+        let key = format!("{}node:{node}", self.prefix);
+        with_conn!(&self.pool, c => {
+            let n: i64 = redis::cmd("EXISTS").arg(&key).query_async(&mut c).await?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Publishes a cache event to every node.
+    pub async fn publish(&self, event: &str) -> anyhow::Result<()> {
+        let channel = format!("{}events", self.prefix);
+        with_conn!(&self.pool, c => {
+            let _: i64 = redis::cmd("PUBLISH").arg(&channel).arg(event).query_async(&mut c).await?;
+            Ok(())
+        })
+    }
+
+    pub fn events_channel(&self) -> String {
+        format!("{}events", self.prefix)
+    }
+}
+/// A pub/sub connection subscribed to `channel`. Standalone Redis only: with Sentinel or
+/// Cluster, nodes rely on the periodic `SYNC_FREQUENCY` reload (docs/multi-node.md).
+pub async fn subscribe(target: &RedisTarget, channel: &str) -> anyhow::Result<redis::aio::PubSub> {
+    let RedisTarget::Standalone(url) = target else {
+        anyhow::bail!("cache events over pub/sub need a standalone REDIS_CONN_STRING");
+    };
+    let client = redis::Client::open(url.as_str())?;
+    let mut ps = tokio::time::timeout(REDIS_TIMEOUT, client.get_async_pubsub())
+        .await
+        .map_err(|_| anyhow::anyhow!("redis: no answer within {REDIS_TIMEOUT:?}"))??;
+    ps.subscribe(channel).await?;
+    Ok(ps)
 }
 
 #[cfg(test)]
@@ -373,38 +637,88 @@ mod tests {
         let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
         let q = QuotaStore::new(pool, &prefix);
         // Nothing loaded yet.
-        assert_eq!(q.reserve(1, Some(5), 10).await.unwrap(), Reserve::Missing);
-        q.load_balance(&q.user_key(1), 100).await.unwrap();
-        q.load_balance(&q.token_key(1, 5), 30).await.unwrap();
+        assert_eq!(
+            q.reserve(1, Some(5), 10, "h0", "n 1 5 10").await.unwrap(),
+            Reserve::Missing
+        );
+        let v = q.version(1).await.unwrap();
+        assert!(q.load(1, None, 100, &v).await.unwrap());
+        assert!(q.load(1, Some(5), 30, &v).await.unwrap());
         // A second load does not overwrite a live balance.
-        q.load_balance(&q.user_key(1), 999).await.unwrap();
+        assert!(q.load(1, None, 999, &v).await.unwrap());
         assert_eq!(q.balance(&q.user_key(1)).await.unwrap(), Some(100));
 
-        assert_eq!(q.reserve(1, Some(5), 20).await.unwrap(), Reserve::Ok);
         assert_eq!(
-            q.reserve(1, Some(5), 20).await.unwrap(),
+            q.reserve(1, Some(5), 20, "h1", "n 1 5 20").await.unwrap(),
+            Reserve::Ok
+        );
+        assert_eq!(
+            q.holds(1).await.unwrap(),
+            [("h1".into(), "n 1 5 20".into())]
+        );
+        assert_eq!(
+            q.reserve(1, Some(5), 20, "h2", "n 1 5 20").await.unwrap(),
             Reserve::TokenShort
         );
-        assert_eq!(q.reserve(1, None, 100).await.unwrap(), Reserve::UserShort);
-        // Settle: charge 15 more than reserved -> capped by the token's 10 left.
-        assert_eq!(q.adjust(1, Some(5), 15).await.unwrap(), Some(10));
+        assert_eq!(
+            q.reserve(1, None, 100, "h3", "n 1 - 100").await.unwrap(),
+            Reserve::UserShort
+        );
+        // Settle at 35 against 20 held: the excess is capped by the token's 10 left.
+        let charged = q
+            .settle(1, Some(5), "h1", 20, 35, true, "{}")
+            .await
+            .unwrap();
+        assert_eq!(charged, Some(30));
         assert_eq!(q.balance(&q.token_key(1, 5)).await.unwrap(), Some(0));
         assert_eq!(q.balance(&q.user_key(1)).await.unwrap(), Some(70));
-        // Refund.
-        assert_eq!(q.adjust(1, Some(5), -5).await.unwrap(), Some(-5));
+        assert!(q.holds(1).await.unwrap().is_empty());
+        let moves = q.read_stream(1, 10).await.unwrap();
+        assert_eq!(moves.len(), 1);
+        assert_eq!(moves[0].charged, 30);
+        q.trim_stream(1, moves[0].id).await.unwrap();
+        assert!(q.read_stream(1, 10).await.unwrap().is_empty());
+
+        // A committed change moves a live balance, and makes a racing load retry.
+        q.credit(1, None, 5).await.unwrap();
         assert_eq!(q.balance(&q.user_key(1)).await.unwrap(), Some(75));
-        // Missing balance: nothing applied, the caller falls back to the database.
-        assert_eq!(q.adjust(2, None, -5).await.unwrap(), None);
-        assert_eq!(q.balance(&q.user_key(2)).await.unwrap(), None);
+        let v9 = q.version(9).await.unwrap();
+        q.credit(9, None, 50).await.unwrap();
+        assert!(!q.load(9, None, 0, &v9).await.unwrap());
+        assert_eq!(q.balance(&q.user_key(9)).await.unwrap(), None);
+
+        // A hold released (its node died) is given back once.
+        assert_eq!(
+            q.reserve(1, None, 25, "h4", "dead 1 - 25").await.unwrap(),
+            Reserve::Ok
+        );
+        assert_eq!(q.balance(&q.user_key(1)).await.unwrap(), Some(50));
+        assert!(q.release(1, None, "h4", 25).await.unwrap());
+        assert!(!q.release(1, None, "h4", 25).await.unwrap());
+        assert_eq!(q.balance(&q.user_key(1)).await.unwrap(), Some(75));
+        // Settling a released hold charges the whole price from the balance instead.
+        assert_eq!(
+            q.settle(1, None, "h4", 25, 5, true, "{}").await.unwrap(),
+            Some(5)
+        );
+        assert_eq!(q.balance(&q.user_key(1)).await.unwrap(), Some(70));
+        // A missing balance: nothing applied, the caller loads and retries.
+        assert_eq!(
+            q.settle(2, None, "h5", 5, 5, true, "{}").await.unwrap(),
+            None
+        );
 
         // 200 concurrent reservations of 7 against 100: exactly 14 succeed, none overdraw.
-        q.load_balance(&q.user_key(3), 100).await.unwrap();
+        let v = q.version(3).await.unwrap();
+        assert!(q.load(3, None, 100, &v).await.unwrap());
         let mut tasks = Vec::new();
-        for _ in 0..200 {
+        for i in 0..200 {
             let q = q.clone();
-            tasks.push(tokio::spawn(
-                async move { q.reserve(3, None, 7).await.unwrap() },
-            ));
+            tasks.push(tokio::spawn(async move {
+                q.reserve(3, None, 7, &format!("c{i}"), "n 3 - 7")
+                    .await
+                    .unwrap()
+            }));
         }
         let mut ok = 0;
         for t in tasks {
@@ -414,8 +728,17 @@ mod tests {
         }
         assert_eq!(ok, 14);
         assert_eq!(q.balance(&q.user_key(3)).await.unwrap(), Some(2));
-        q.forget(&[q.user_key(1), q.token_key(1, 5), q.user_key(3)])
-            .await
-            .unwrap();
+        cleanup(&q).await.unwrap();
+    }
+
+    async fn cleanup(q: &QuotaStore) -> anyhow::Result<()> {
+        let pattern = format!("{}*", q.prefix());
+        with_conn!(q.pool(), c => {
+            let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query_async(&mut c).await?;
+            for k in keys {
+                let _: i64 = redis::cmd("DEL").arg(&k).query_async(&mut c).await?;
+            }
+        });
+        Ok(())
     }
 }

@@ -141,7 +141,7 @@ async fn authorise(req: HttpRequest) -> Result<TokenAuth, AppError> {
         return Err(AppError::Unauthorized("未提供令牌".into()));
     }
     let relay = &state.relay;
-    let token = match relay.tokens.get(&key) {
+    let token = match crate::metrics::cached("token", relay.tokens.get(&key)) {
         Some(t) => t,
         None => {
             let t = tokens::get_by_key(&state.db, &key)
@@ -207,7 +207,7 @@ async fn authorise(req: HttpRequest) -> Result<TokenAuth, AppError> {
             )));
         }
     }
-    let user = match relay.users.get(&token.user_id) {
+    let user = match crate::metrics::cached("user", relay.users.get(&token.user_id)) {
         Some(u) => u,
         None => {
             let u = users::get_by_id(&state.db, token.user_id)

@@ -29,7 +29,7 @@ use super::{Ctx, StreamTranslator, adaptor_for, reload_routing};
 use crate::adaptors::bedrock::EventStreamDecoder;
 use crate::adaptors::image_fetch::{self, FetchPolicy};
 use crate::adaptors::{anthropic_inbound, gemini_inbound};
-use crate::billing::ledger::Reservation;
+use crate::billing::ledger::{Reservation, Settled};
 use crate::billing::quota::{self, Price};
 use crate::error::{AppError, V1Error, V1Result};
 use crate::state::AppState;
@@ -176,7 +176,7 @@ impl Billing {
 
     /// Settles with the usage delivered (also from `Drop`, so no awaits here except the
     /// writer queue).
-    fn settle(self, usage: Option<Usage>, completion_text: &str) {
+    fn settle(self, usage: Option<Usage>, completion_text: &str) -> Settled {
         let (prompt, completion, charged) = match self.plan {
             Plan::Text => {
                 let (p, c) = self.counts(usage, completion_text);
@@ -196,6 +196,7 @@ impl Billing {
                 (q, 0, q)
             }
         };
+        crate::metrics::settled(&self.model, prompt, completion, charged);
         let log = self.log_enabled.then(|| Log {
             user_id: self.user_id,
             created_at: crate::store::now(),
@@ -215,7 +216,7 @@ impl Billing {
             system_prompt_reset: self.system_prompt_reset,
             ..Default::default()
         });
-        self.reservation.settle(self.channel_id, charged, log);
+        self.reservation.settle(self.channel_id, charged, log)
     }
 }
 
@@ -604,6 +605,7 @@ pub(crate) async fn run(
 ) -> V1Result<HttpResponse> {
     let started = Instant::now();
     tracing::Span::current().record("model", meta.model.as_str());
+    crate::metrics::relay_route(req, &state, &meta.model, None);
     auth.check_model(&meta.model)?;
     let opts = state.options.load();
     let ratios = state.relay.ratios(&opts);
@@ -672,6 +674,12 @@ pub(crate) async fn run(
     let mut attempt = 0;
     loop {
         tracing::Span::current().record("channel_id", channel.id);
+        crate::metrics::relay_route(
+            req,
+            &state,
+            channel.map_model(&meta.model),
+            Some(channel.id),
+        );
         let adaptor = adaptor_for(channel.r#type);
         let force_usage =
             state.cfg.enforce_include_usage || adaptor.supports_include_usage(channel.r#type);
@@ -799,7 +807,8 @@ pub(crate) async fn run(
                 };
                 let billing = billing(reservation, false);
                 let (p, c) = billing.counts(usage, &text);
-                billing.settle(usage, &text);
+                // Recorded before the client sees the answer (see `Settled`).
+                billing.settle(usage, &text).wait().await;
                 if native.is_none() && !matches!(front, Front::OpenAi) {
                     let v = openai.unwrap_or_default();
                     let u = crate::adaptors::Usage {
@@ -872,6 +881,7 @@ pub(crate) async fn run(
             }
             Err(failure) => {
                 tracing::warn!(channel_id = channel.id, attempt, error = %failure.error, "upstream call failed");
+                crate::metrics::upstream_error(channel.id, &failure.error);
                 handle_failure(&state, &channel, &failure, auto_disable).await;
                 tried.insert(channel.id);
                 if failure.retryable && attempt < retries {
@@ -986,6 +996,7 @@ async fn send(
         _ => fut.await,
     }
     .map_err(|e| {
+        crate::metrics::upstream_transport(&e);
         transport_failure(
             format!("do request failed: {}", without_url(&e)),
             "do_request_failed",
@@ -1032,6 +1043,7 @@ async fn send(
         return Ok(Sent::Stream { first, rest });
     }
     let body = resp.bytes().await.map_err(|e| {
+        crate::metrics::upstream_transport(&e);
         transport_failure(
             format!("reading response failed: {}", without_url(&e)),
             "read_response_failed",
@@ -1180,7 +1192,7 @@ impl RelayStream {
     fn settle(&mut self) {
         if let Some(b) = self.billing.take() {
             let usage = self.proc.usage;
-            b.settle(usage, &self.proc.text);
+            let _ = b.settle(usage, &self.proc.text);
         }
     }
 

@@ -29,8 +29,9 @@ use actix_web::web;
 use arc_swap::ArcSwap;
 use serde_json::Value;
 
-use crate::billing::ledger::Ledger;
+use crate::billing::ledger::{Balances, Ledger};
 use crate::billing::ratio::Ratios;
+use crate::cache::redis::{QuotaStore, RedisPool, RedisTarget};
 use crate::config::Config;
 use crate::options::Options;
 use crate::state::AppState;
@@ -167,6 +168,9 @@ pub struct RelayState {
     pub users: moka::sync::Cache<i64, Arc<User>>,
     /// The quota ledger and its writer.
     pub ledger: Ledger,
+    /// Redis, when configured: quota balances, and cache events to and from the other nodes.
+    pub redis: Option<Arc<QuotaStore>>,
+    redis_target: Option<RedisTarget>,
     /// Success-rate monitor (`ENABLE_METRIC`).
     pub monitor: Arc<route::Monitor>,
     /// Ratios parsed from the options snapshot they were built for (held, so compared by
@@ -175,28 +179,59 @@ pub struct RelayState {
 }
 
 impl RelayState {
-    /// Builds the relay state: loads the routing table and starts the ledger writer.
+    /// Builds the relay state: loads the routing table, connects Redis when configured and starts
+    /// the ledger. Balances live in Redis with `REDIS_CONN_STRING`, in this process with
+    /// `MEMORY_CACHE_ENABLED=true`, else in the database (docs/multi-node.md).
     pub async fn new(cfg: &Config, db: &Db, log_db: &Db) -> anyhow::Result<RelayState> {
         let table = route::load(db).await?;
-        let ttl = cfg
-            .sync_frequency
-            .clamp(Duration::from_secs(1), Duration::from_secs(30));
         let separate_logs = cfg.log_sql_dsn.is_some().then(|| log_db.clone());
         let batch = cfg
             .batch_update_enabled
             .then_some(cfg.batch_update_interval);
+        let redis_target = RedisTarget::from_config(cfg)?;
+        let redis = match &redis_target {
+            Some(t) => {
+                let pool = RedisPool::connect(t)?;
+                if let Err(e) = pool.ping().await {
+                    // Start anyway: requests get a clear 503 until Redis answers.
+                    tracing::error!(error = %e, "Redis does not answer yet");
+                }
+                Some(Arc::new(QuotaStore::new(pool, &cfg.redis_key_prefix)))
+            }
+            None => None,
+        };
+        let balances = match &redis {
+            Some(q) => Balances::Redis(q.clone()),
+            None if cfg.memory_cache_enabled => Balances::Memory(Default::default()),
+            None => Balances::Database,
+        };
+        // Without Redis or the memory cache, One API reads tokens and users from the database on
+        // every request; so do we (a capacity of 0 caches nothing).
+        let capacity = if matches!(balances, Balances::Database) {
+            0
+        } else {
+            100_000
+        };
+        // Invalidation is immediate on this node and, with Redis, on the others; the TTL is the
+        // safety net when an event is missed.
+        let ttl = cfg
+            .sync_frequency
+            .clamp(Duration::from_secs(1), Duration::from_secs(60));
+        tracing::info!(balances = balances.name(), "quota ledger");
         crate::tokenizer::warm_up();
         Ok(RelayState {
             routing: Arc::new(ArcSwap::from_pointee(table)),
             tokens: moka::sync::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(capacity)
                 .time_to_live(ttl)
                 .build(),
             users: moka::sync::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(capacity)
                 .time_to_live(ttl)
                 .build(),
-            ledger: Ledger::start(db.clone(), separate_logs, batch),
+            ledger: Ledger::start(db.clone(), separate_logs, batch, balances),
+            redis,
+            redis_target,
             monitor: Arc::new(route::Monitor::default()),
             ratios: Arc::new(ArcSwap::from_pointee((
                 Arc::new(Options::default()),
@@ -216,14 +251,31 @@ impl RelayState {
         r
     }
 
-    /// Forgets a cached token (call after editing or deleting it).
+    /// Forgets a cached token (call after editing or deleting it), on every node.
     pub fn invalidate_token(&self, key: &str) {
         self.tokens.invalidate(key);
+        self.publish(format!("token:{key}"));
     }
 
-    /// Forgets a cached user (call after editing, banning or deleting them).
+    /// Forgets a cached user (call after editing, banning or deleting them), on every node.
     pub fn invalidate_user(&self, id: i64) {
         self.users.invalidate(&id);
+        self.publish(format!("user:{id}"));
+    }
+
+    /// Tells the other nodes (with Redis) that something changed.
+    pub fn publish(&self, event: String) {
+        let Some(q) = self.redis.clone() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            if let Err(e) = q.publish(&event).await {
+                tracing::warn!(error = %e, "cannot publish a cache event; other nodes catch up at the next sync");
+            }
+        });
     }
 
     /// Waits until every queued settlement is written (shutdown, tests).
@@ -232,31 +284,104 @@ impl RelayState {
     }
 }
 
-/// Rebuilds the routing table from the `channels` and `abilities` tables and swaps it in.
+/// Rebuilds the routing table from the `channels` and `abilities` tables and swaps it in, here
+/// and (with Redis) on every other node.
 ///
 /// **Call this after every channel or ability change** (create, update, delete, status change,
 /// balance-driven disable): requests route from this in-memory table only. It also runs every
 /// `SYNC_FREQUENCY` seconds (see [`spawn_sync`]) and after the relay's own auto-disable.
 /// Token and user edits should call [`RelayState::invalidate_token`] / `invalidate_user`.
 pub async fn reload_routing(state: &AppState) -> Result<(), sqlx::Error> {
+    reload_routing_here(state).await?;
+    state.relay.publish("routing".into());
+    Ok(())
+}
+
+async fn reload_routing_here(state: &AppState) -> Result<(), sqlx::Error> {
     let table = route::load(&state.db).await?;
     state.relay.routing.store(Arc::new(table));
     Ok(())
 }
 
-/// Starts the periodic routing reload (every `SYNC_FREQUENCY`).
+/// Reloads what every node keeps in memory: the routing table and the options.
+async fn sync_all(state: &AppState) {
+    if let Err(e) = reload_routing_here(state).await {
+        tracing::warn!(error = %e, "routing table reload failed");
+    }
+    if let Err(e) = state.options.reload(&state.db).await {
+        tracing::warn!(error = %e, "options reload failed");
+    }
+}
+
+/// Applies one cache event from another node.
+async fn apply_event(state: &AppState, event: &str) {
+    match event.split_once(':') {
+        Some(("token", key)) => state.relay.tokens.invalidate(key),
+        Some(("user", id)) => {
+            if let Ok(id) = id.parse::<i64>() {
+                state.relay.users.invalidate(&id);
+            }
+        }
+        _ => match event {
+            "routing" => {
+                if let Err(e) = reload_routing_here(state).await {
+                    tracing::warn!(error = %e, "routing table reload failed");
+                }
+            }
+            "options" => {
+                if let Err(e) = state.options.reload(&state.db).await {
+                    tracing::warn!(error = %e, "options reload failed");
+                }
+            }
+            _ => tracing::debug!(event, "unknown cache event"),
+        },
+    }
+}
+
+/// Starts the periodic reload of routing and options (every `SYNC_FREQUENCY`, One API's safety
+/// net) and, with Redis, the listener for other nodes' changes.
 pub fn spawn_sync(state: AppState) {
     let every = state.cfg.sync_frequency.max(Duration::from_secs(1));
+    let s = state.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.tick().await;
         loop {
             tick.tick().await;
-            if let Err(e) = reload_routing(&state).await {
-                tracing::warn!(error = %e, "routing table reload failed");
-            }
+            sync_all(&s).await;
         }
     });
+    if let (Some(q), Some(target)) = (state.relay.redis.clone(), state.relay.redis_target.clone()) {
+        tokio::spawn(async move {
+            use futures_util::StreamExt;
+            let channel = q.events_channel();
+            loop {
+                match crate::cache::redis::subscribe(&target, &channel).await {
+                    Ok(ps) => {
+                        // Changes made before the subscription (while starting, or while
+                        // disconnected) sent events this node never saw: start afresh.
+                        state.relay.tokens.invalidate_all();
+                        state.relay.users.invalidate_all();
+                        sync_all(&state).await;
+                        let mut messages = ps.into_on_message();
+                        while let Some(msg) = messages.next().await {
+                            if let Ok(event) = msg.get_payload::<String>() {
+                                apply_event(&state, &event).await;
+                            }
+                        }
+                        tracing::warn!("cache event subscription ended; reconnecting");
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot subscribe to cache events");
+                        if !matches!(target, RedisTarget::Standalone(_)) {
+                            return;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
 }
 
 /// The `/v1` relay routes (mounted inside the `/v1` scope).

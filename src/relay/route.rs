@@ -152,6 +152,16 @@ impl RoutingTable {
         v.sort();
         v
     }
+
+    /// Whether some group routes `model` or some channel maps a model to it (keeps metric
+    /// labels to configured model names).
+    pub fn knows_model(&self, model: &str) -> bool {
+        self.routes.values().any(|m| m.contains_key(model))
+            || self
+                .channels
+                .values()
+                .any(|c| c.model_mapping.values().any(|m| m == model))
+    }
 }
 
 /// Loads a fresh table from the database.

@@ -240,3 +240,24 @@ pub async fn set_balance(db: &Db, id: i64, balance: f64) -> Result<(), sqlx::Err
         .await?;
     Ok(())
 }
+
+/// Re-enables a channel that was disabled automatically (status 3) and its abilities, in one
+/// transaction; a channel in any other status is left alone. Returns whether it changed.
+pub async fn auto_enable(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    let res = sqlx::query(db.sql("UPDATE channels SET status = ? WHERE id = ? AND status = ?"))
+        .bind(STATUS_ENABLED)
+        .bind(id)
+        .bind(STATUS_AUTO_DISABLED)
+        .execute(&mut *tx)
+        .await?;
+    if res.rows_affected() == 1 {
+        sqlx::query(db.sql("UPDATE abilities SET enabled = ? WHERE channel_id = ?"))
+            .bind(1_i64)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(res.rows_affected() == 1)
+}

@@ -66,7 +66,11 @@ pub async fn reserve(
 
 /// One quota movement to persist. `reserved` was taken by [`reserve`]; `charged` is the final
 /// price. `settled == false` means a full refund (no request counted, no log).
-#[derive(Debug, Clone, Default)]
+///
+/// `external` movements were reserved and charged in memory or Redis, never in the database:
+/// `charged` is final (already capped by the balances) and is taken from the database's balances
+/// as it is.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Movement {
     pub user_id: i64,
     pub token_id: i64,
@@ -78,6 +82,8 @@ pub struct Movement {
     pub settled: bool,
     /// The consume log to write with it (when settled and `LogConsumeEnabled`).
     pub log: Option<Log>,
+    #[serde(default)]
+    pub external: bool,
 }
 
 /// Applies movements to users, tokens and channels inside `tx`, and returns what each one really
@@ -91,7 +97,10 @@ pub async fn apply(db: &Db, tx: &mut Tx<'_>, moves: &[Movement]) -> Result<Vec<i
     let mut charges = Vec::with_capacity(moves.len());
     for m in moves {
         let wanted = if m.settled { m.charged } else { 0 };
-        let (charged, back) = if wanted > m.reserved {
+        let (charged, back) = if m.external {
+            // The balances moved elsewhere: the database takes the final charge as it is.
+            (m.charged, -m.charged)
+        } else if wanted > m.reserved {
             let token = (!m.unlimited).then_some(m.token_id);
             let took = take_excess(db, tx, m.user_id, token, wanted - m.reserved).await?;
             (m.reserved + took, 0)
@@ -112,7 +121,18 @@ pub async fn apply(db: &Db, tx: &mut Tx<'_>, moves: &[Movement]) -> Result<Vec<i
             .execute(&mut **tx)
             .await?;
         }
-        if !m.unlimited && back != 0 {
+        if !m.unlimited && m.external && charged != 0 {
+            sqlx::query(db.sql(
+                "UPDATE tokens SET remain_quota = remain_quota - ?, used_quota = used_quota + ?, \
+                 accessed_time = ? WHERE id = ?",
+            ))
+            .bind(charged)
+            .bind(charged)
+            .bind(ts)
+            .bind(m.token_id)
+            .execute(&mut **tx)
+            .await?;
+        } else if !m.unlimited && back != 0 {
             sqlx::query(db.sql(
                 "UPDATE tokens SET remain_quota = remain_quota + ?, used_quota = used_quota - ?, \
                  accessed_time = ? WHERE id = ?",
@@ -208,6 +228,73 @@ async fn take_excess(
         want = want.min(room.max(0));
     }
     Ok(0)
+}
+
+/// The write-back position of a Redis ledger stream, `(0, 0)` before the first batch.
+pub async fn cursor(db: &Db, tx: &mut Tx<'_>, name: &str) -> Result<(i64, i64), sqlx::Error> {
+    use sqlx::Row;
+    let row = sqlx::query(db.sql("SELECT ms, seq FROM ledger_cursors WHERE name = ?"))
+        .bind(name.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    match row {
+        Some(r) => Ok((r.try_get(0)?, r.try_get(1)?)),
+        None => {
+            sqlx::query(db.sql("INSERT INTO ledger_cursors (name, ms, seq) VALUES (?, 0, 0)"))
+                .bind(name.to_string())
+                .execute(&mut **tx)
+                .await?;
+            Ok((0, 0))
+        }
+    }
+}
+
+/// Moves a stream's write-back position from `from` to `to`; false when another node moved it
+/// first (the caller rolls back: those movements are in the database already).
+pub async fn advance_cursor(
+    db: &Db,
+    tx: &mut Tx<'_>,
+    name: &str,
+    from: (i64, i64),
+    to: (i64, i64),
+) -> Result<bool, sqlx::Error> {
+    let res = sqlx::query(
+        db.sql("UPDATE ledger_cursors SET ms = ?, seq = ? WHERE name = ? AND ms = ? AND seq = ?"),
+    )
+    .bind(to.0)
+    .bind(to.1)
+    .bind(name.to_string())
+    .bind(from.0)
+    .bind(from.1)
+    .execute(&mut **tx)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// A user's quota and (when asked) a token's remaining quota, to seed in-memory or Redis
+/// balances. `None` when the row is gone.
+pub async fn balances(
+    db: &Db,
+    user_id: i64,
+    token_id: Option<i64>,
+) -> Result<(Option<i64>, Option<i64>), sqlx::Error> {
+    use sqlx::Row;
+    let user = sqlx::query(db.sql("SELECT quota FROM users WHERE id = ?"))
+        .bind(user_id)
+        .fetch_optional(&db.pool)
+        .await?
+        .map(|r| r.try_get::<i64, _>(0))
+        .transpose()?;
+    let token = match token_id {
+        Some(t) => sqlx::query(db.sql("SELECT remain_quota FROM tokens WHERE id = ?"))
+            .bind(t)
+            .fetch_optional(&db.pool)
+            .await?
+            .map(|r| r.try_get::<i64, _>(0))
+            .transpose()?,
+        None => None,
+    };
+    Ok((user, token))
 }
 
 /// Marks a channel auto-disabled (status 3) and its abilities disabled, in one transaction.

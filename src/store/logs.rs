@@ -13,7 +13,7 @@ pub const TYPE_SYSTEM: i64 = 4;
 pub const TYPE_TEST: i64 = 5;
 
 /// One row of `logs`.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Log {
     pub id: i64,
     pub user_id: i64,
@@ -120,7 +120,14 @@ impl LogFilter {
             args.push(Arg::I(u));
         }
         if self.r#type != 0 {
-            w.push("type = ?".into());
+            // With a name or channel filter, `+type` (the same value) keeps SQLite, which has no
+            // statistics, off the `type` indexes: 97% of the rows are consume logs, while the
+            // name's index narrows to a few hundred (measured in benches/logs).
+            let by_name = !self.username.is_empty()
+                || !self.token_name.is_empty()
+                || !self.model_name.is_empty()
+                || self.channel != 0;
+            w.push(if by_name { "+type = ?" } else { "type = ?" }.into());
             args.push(Arg::I(self.r#type));
         }
         if self.start_timestamp != 0 {
@@ -222,6 +229,28 @@ pub async fn sum_consume_quota(db: &Db, f: &LogFilter) -> Result<i64, sqlx::Erro
 pub async fn delete_before(db: &Db, ts: i64) -> Result<u64, sqlx::Error> {
     let res = sqlx::query(db.sql("DELETE FROM logs WHERE created_at < ?"))
         .bind(ts)
+        .execute(&db.pool)
+        .await?;
+    Ok(res.rows_affected())
+}
+
+/// Deletes at most `limit` of the oldest logs older than `ts`; returns how many. Retention calls
+/// it in a loop, so that purging a large table never holds its locks for long.
+pub async fn delete_before_batch(db: &Db, ts: i64, limit: i64) -> Result<u64, sqlx::Error> {
+    // MySQL refuses `LIMIT` inside an `IN (subquery)`; SQLite (as built by sqlx) and PostgreSQL
+    // have no `DELETE ... LIMIT`.
+    let sql = match db.backend {
+        super::Backend::MySql => {
+            "DELETE FROM logs WHERE created_at < ? ORDER BY created_at LIMIT ?"
+        }
+        _ => {
+            "DELETE FROM logs WHERE id IN \
+             (SELECT id FROM logs WHERE created_at < ? ORDER BY created_at LIMIT ?)"
+        }
+    };
+    let res = sqlx::query(db.sql(sql))
+        .bind(ts)
+        .bind(limit)
         .execute(&db.pool)
         .await?;
     Ok(res.rows_affected())

@@ -40,6 +40,9 @@ pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
     sql_cache: Arc<dialect::SqlCache>,
+    /// Statements prepared through [`Db::sql`]: a cheap counter that lets tests prove a path runs
+    /// no SQL (the relay's warm path).
+    statements: Arc<std::sync::atomic::AtomicU64>,
 }
 
 pub type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
@@ -157,12 +160,20 @@ impl Db {
             pool,
             backend,
             sql_cache: Arc::new(dialect::SqlCache::default()),
+            statements: Arc::default(),
         })
     }
 
     /// The statement text for this backend (placeholders rewritten for PostgreSQL, cached).
     pub fn sql(&self, sql: &'static str) -> &'static str {
+        self.statements
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.sql_cache.get(self.backend, sql)
+    }
+
+    /// How many statements went through [`Db::sql`] so far.
+    pub fn statements(&self) -> u64 {
+        self.statements.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Applies this backend's migrations.

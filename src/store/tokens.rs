@@ -173,15 +173,24 @@ pub struct TokenUpdate {
     pub subnet: String,
 }
 
-pub async fn update(db: &Db, id: i64, user_id: i64, t: &TokenUpdate) -> Result<bool, sqlx::Error> {
+/// Updates a token; its remaining quota moves by `remain_delta` (a delta, not a value, so that
+/// settlements applied since the owner's read are kept).
+pub async fn update(
+    db: &Db,
+    id: i64,
+    user_id: i64,
+    t: &TokenUpdate,
+    remain_delta: i64,
+) -> Result<bool, sqlx::Error> {
     let res = sqlx::query(db.sql(
-        "UPDATE tokens SET name = ?, status = ?, expired_time = ?, remain_quota = ?, \
-         unlimited_quota = ?, models = ?, subnet = ? WHERE id = ? AND user_id = ?",
+        "UPDATE tokens SET name = ?, status = ?, expired_time = ?, \
+         remain_quota = remain_quota + ?, unlimited_quota = ?, models = ?, subnet = ? \
+         WHERE id = ? AND user_id = ?",
     ))
     .bind(t.name.clone())
     .bind(t.status)
     .bind(t.expired_time)
-    .bind(t.remain_quota)
+    .bind(remain_delta)
     .bind(i64::from(t.unlimited_quota))
     .bind(t.models.clone())
     .bind(t.subnet.clone())

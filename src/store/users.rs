@@ -308,24 +308,25 @@ pub async fn update_profile(db: &Db, id: i64, u: &ProfileUpdate) -> Result<(), s
     Ok(())
 }
 
-/// Admin edit: profile plus quota and group, in one transaction with the caller's log writes.
+/// Admin edit: profile, group, and the quota moved by `quota_delta` (a delta, not a value, so
+/// that settlements applied since the admin's read are kept).
 pub async fn admin_update<'c>(
     db: &Db,
     exec: impl Executor<'c, Database = sqlx::Any>,
     id: i64,
     u: &ProfileUpdate,
-    quota: i64,
+    quota_delta: i64,
     group: &str,
 ) -> Result<(), sqlx::Error> {
     let bump = i64::from(u.password_hash.is_some());
     sqlx::query(db.sql(
         r#"UPDATE users SET username = ?, display_name = ?, password = COALESCE(?, password),
-           quota = ?, "group" = ?, session_version = session_version + ? WHERE id = ?"#,
+           quota = quota + ?, "group" = ?, session_version = session_version + ? WHERE id = ?"#,
     ))
     .bind(u.username.clone())
     .bind(u.display_name.clone())
     .bind(u.password_hash.clone())
-    .bind(quota)
+    .bind(quota_delta)
     .bind(group.to_string())
     .bind(bump)
     .bind(id)

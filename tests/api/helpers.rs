@@ -58,6 +58,73 @@ macro_rules! db_test {
     )+};
 }
 
+/// Where the quota ledger keeps balances (docs/multi-node.md): the same tests run in each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerMode {
+    Database,
+    Memory,
+    Redis,
+}
+
+impl LedgerMode {
+    /// The settings that select the mode, or `None` when it cannot run here (Redis tests need
+    /// `TEST_REDIS_URL`). Each Redis app gets its own key prefix.
+    pub fn env(self) -> Option<Vec<(String, String)>> {
+        Some(match self {
+            LedgerMode::Database => vec![],
+            LedgerMode::Memory => vec![("MEMORY_CACHE_ENABLED".into(), "true".into())],
+            LedgerMode::Redis => {
+                let Some(url) = redis_url() else {
+                    eprintln!("skipped: TEST_REDIS_URL not set");
+                    return None;
+                };
+                vec![
+                    ("REDIS_CONN_STRING".into(), url),
+                    (
+                        "REDIS_KEY_PREFIX".into(),
+                        format!("t{}:", uuid::Uuid::new_v4().simple()),
+                    ),
+                ]
+            }
+        })
+    }
+}
+
+pub fn redis_url() -> Option<String> {
+    std::env::var("TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// Generates one test per backend and ledger mode for an
+/// `async fn name(backend: Backend, mode: LedgerMode)`.
+#[macro_export]
+macro_rules! ledger_test {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            use $crate::helpers::{Backend, LedgerMode};
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() { super::$name(Backend::Sqlite, LedgerMode::Database).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() { super::$name(Backend::Postgres, LedgerMode::Database).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mysql() { super::$name(Backend::MySql, LedgerMode::Database).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite_memory() { super::$name(Backend::Sqlite, LedgerMode::Memory).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres_memory() { super::$name(Backend::Postgres, LedgerMode::Memory).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mysql_memory() { super::$name(Backend::MySql, LedgerMode::Memory).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite_redis() { super::$name(Backend::Sqlite, LedgerMode::Redis).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres_redis() { super::$name(Backend::Postgres, LedgerMode::Redis).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mysql_redis() { super::$name(Backend::MySql, LedgerMode::Redis).await }
+        }
+    )+};
+}
+
 pub fn postgres_admin_url() -> String {
     std::env::var("TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
@@ -195,6 +262,21 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> Option<
     }
     let database = TestDatabase::create(backend).await;
     Some(start_on(database, extra).await)
+}
+
+/// Starts Tollgate with its ledger in `mode`, or `None` when the backend or mode is not enabled.
+pub async fn spawn_app_mode(
+    backend: Backend,
+    mode: LedgerMode,
+    extra: &[(&str, &str)],
+) -> Option<TestApp> {
+    let mode_env = mode.env()?;
+    let mut all: Vec<(&str, &str)> = mode_env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    all.extend_from_slice(extra);
+    spawn_app_with(backend, &all).await
 }
 
 /// Starts Tollgate on an existing test database (e.g. to restart on the same data).

@@ -5,10 +5,13 @@ mod mock_upstream;
 mod relay_helpers;
 
 mod billing;
+mod billing_doc;
 mod channels;
 mod email;
 mod foundation;
+mod hot_path;
 mod import;
+mod jobs;
 mod logs;
 mod management_relay;
 mod metrics;

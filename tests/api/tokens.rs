@@ -145,6 +145,7 @@ async fn token_validation_and_status_rules(backend: Backend) {
             remain_quota: 10,
             ..Default::default()
         },
+        0,
     )
     .await
     .unwrap();
