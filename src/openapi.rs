@@ -376,6 +376,13 @@ pub const ROUTES: &[RouteDoc] = &[
     ),
     r(
         "post",
+        "/v1/messages/count_tokens",
+        "relay",
+        Token,
+        "Anthropic token count (counted locally, not billed)",
+    ),
+    r(
+        "post",
         "/v1beta/models/{target}",
         "relay",
         Token,

@@ -52,7 +52,8 @@ pub fn uri_encode(s: &str) -> String {
     out
 }
 
-fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
+/// HMAC-SHA256 (RFC 2104), shared by the request signers.
+pub fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
     let mut k = [0u8; 64];
     if key.len() > 64 {
         k[..32].copy_from_slice(&Sha256::digest(key));

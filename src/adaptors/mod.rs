@@ -10,6 +10,7 @@ pub mod deepl;
 pub mod gemini;
 pub mod gemini_inbound;
 pub mod image_fetch;
+pub mod tencent;
 
 /// Token usage as billed: prompt includes cached input (read and creation), which providers
 /// report apart and which are kept for pricing.

@@ -152,3 +152,37 @@ async fn gemini_inner(
     )
     .await
 }
+
+/// `POST /v1/messages/count_tokens` (Claude Code asks before sending): the prompt tokens the
+/// relay would count for this request, as `{"input_tokens": n}`. Nothing is sent or billed.
+pub async fn count_tokens(
+    payload: web::Payload,
+    auth: Result<TokenAuth, V1Error>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let inner = async {
+        let auth = auth?;
+        let raw = forward::read_front_body(&state, payload).await?;
+        let native: Value = serde_json::from_slice(&raw)
+            .map_err(|e| AppError::bad_request(format!("invalid request body: {e}")))?;
+        let openai =
+            anthropic_inbound::from_messages_request(&native).map_err(AppError::bad_request)?;
+        let model = openai
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        auth.check_model(&model)?;
+        let msgs = openai
+            .get("messages")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let n = crate::tokenizer::count_messages_async(model, msgs, raw.len()).await;
+        Ok::<_, V1Error>(HttpResponse::Ok().json(serde_json::json!({ "input_tokens": n })))
+    };
+    match inner.await {
+        Ok(r) => r,
+        Err(e) => anthropic_error(e),
+    }
+}

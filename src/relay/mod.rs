@@ -19,6 +19,7 @@ pub mod handlers;
 pub mod openai;
 pub mod route;
 pub mod sse;
+pub mod tencent;
 pub mod types;
 
 use std::sync::Arc;
@@ -147,6 +148,7 @@ pub fn adaptor_for(channel_type: i64) -> &'static dyn Adaptor {
     match channel_type {
         3 => &azure::Azure,
         14 => &anthropic::Anthropic,
+        23 => &tencent::Tencent,
         24 => &gemini::Gemini,
         33 => &bedrock::Bedrock,
         34 => &coze::Coze,
@@ -394,6 +396,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/completions", web::post().to(forward::completions))
     .route("/messages", web::post().to(front::messages))
+    .route(
+        "/messages/count_tokens",
+        web::post().to(front::count_tokens),
+    )
     .route("/embeddings", web::post().to(forward::embeddings))
     .route(
         "/engines/{model}/embeddings",

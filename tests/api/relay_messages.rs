@@ -15,7 +15,43 @@ db_test!(
     messages_stream_on_an_openai_channel,
     messages_pass_through_to_anthropic,
     messages_errors_use_anthropic_shape,
+    count_tokens_is_local_and_free,
 );
+
+async fn count_tokens_is_local_and_free(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let up = MockUpstream::start(|_| Reply::json(200, chat_completion("x", 1, 1))).await;
+    channel(&app, &up.url, "gpt-3.5-turbo").await;
+    let uid = user(&app, 1_000_000, "default", 1).await;
+    let (_, key) = token(&app, uid, None).await;
+    let res = app
+        .client
+        .post(app.url("/v1/messages/count_tokens"))
+        .header("x-api-key", format!("sk-{key}"))
+        .json(&request("gpt-3.5-turbo", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let b: Value = res.json().await.unwrap();
+    let n = b["input_tokens"].as_i64().unwrap();
+    assert!(n > 3 && n < 30, "{b}");
+    let res = app
+        .client
+        .post(app.url("/v1/messages/count_tokens"))
+        .header("x-api-key", "sk-nope")
+        .json(&request("gpt-3.5-turbo", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(up.count(), 0);
+    settled(&app).await;
+    assert_eq!(user_row(&app, uid).await.quota, 1_000_000);
+    app.finish().await;
+}
 
 async fn send(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
     app.client

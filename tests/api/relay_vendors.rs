@@ -249,3 +249,107 @@ async fn bedrock_claude_is_signed_and_translated(backend: Backend) {
     assert_eq!(user_row(&app, uid).await.quota, 1_000_000 - 1526 - 1376);
     app.finish().await;
 }
+
+db_test!(tencent_hunyuan_is_signed_and_translated);
+
+async fn tencent_hunyuan_is_signed_and_translated(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let answer = fixture("tencent/response.json");
+    let events = sse_events("tencent/stream.sse");
+    let error = fixture("tencent/error.json");
+    let up = MockUpstream::start(move |r| {
+        if r.json()["Model"] == "hunyuan-pro" {
+            Reply::json(200, serde_json::from_str(&error).unwrap())
+        } else if r.json()["Stream"] == true {
+            Reply::sse(&events)
+        } else {
+            Reply::json(200, serde_json::from_str(&answer).unwrap())
+        }
+    })
+    .await;
+    channel_with(&app, &up.url, "hunyuan-lite,hunyuan-pro", |c| {
+        c.r#type = 23;
+        c.key = "1250000000|AKIDtest|tc-secret".into();
+    })
+    .await;
+    let uid = user(&app, 1_000_000, "default", 1).await;
+    let (_, key) = token(&app, uid, None).await;
+    let body = json!({"model": "hunyuan-lite", "messages": [{"role": "user", "content": "你好"}]});
+    let res = post(&app, &key, "/v1/chat/completions", &body).await;
+    assert_eq!(res.status(), 200);
+    let out: Value = res.json().await.unwrap();
+    assert_eq!(out["choices"][0]["message"]["content"], "你好！");
+    let r = &up.requests()[0];
+    assert_eq!(r.path, "/");
+    assert_eq!(r.header("x-tc-action"), Some("ChatCompletions"));
+    assert_eq!(r.header("x-tc-version"), Some("2023-09-01"));
+    assert_eq!(
+        r.json(),
+        json!({"Model": "hunyuan-lite", "Messages": [{"Role": "user", "Content": "你好"}], "Stream": false})
+    );
+    let ts: i64 = r.header("x-tc-timestamp").unwrap().parse().unwrap();
+    let date = chrono_free_date(ts);
+    let expected = tollgate::adaptors::tencent::sign(
+        "AKIDtest",
+        "tc-secret",
+        r.header("host").unwrap(),
+        "ChatCompletions",
+        &r.body,
+        ts,
+        &date,
+    );
+    let auth = r.header("authorization").unwrap();
+    assert_eq!(
+        auth,
+        expected
+            .iter()
+            .find(|(k, _)| k == "Authorization")
+            .unwrap()
+            .1
+    );
+    assert!(auth.starts_with("TC3-HMAC-SHA256 Credential=AKIDtest/"));
+
+    let mut s = body.clone();
+    s["stream"] = json!(true);
+    let text = post(&app, &key, "/v1/chat/completions", &s)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("好！"), "{text}");
+    assert!(!text.contains("\"usage\""), "{text}");
+
+    // Errors inside an HTTP 200 answer are errors, refunded.
+    let res = post(
+        &app,
+        &key,
+        "/v1/chat/completions",
+        &json!({"model": "hunyuan-pro", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(res.status(), 502);
+    let e: Value = res.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "AuthFailure.SignatureFailure");
+    settled(&app).await;
+    let logs = consume_logs(&app, uid).await;
+    assert_eq!(logs.len(), 2);
+    // hunyuan-lite's ratio is not in the table (30), completion ratio 1: 30 * (3 + 4) = 210.
+    assert!(
+        logs.iter()
+            .all(|l| (l.prompt_tokens, l.completion_tokens) == (3, 4))
+    );
+    assert!(
+        logs.iter().all(|l| l.quota == 210),
+        "{:?}",
+        logs.iter().map(|l| l.quota).collect::<Vec<_>>()
+    );
+    assert_eq!(user_row(&app, uid).await.quota, 1_000_000 - 420);
+    app.finish().await;
+}
+
+fn chrono_free_date(ts: i64) -> String {
+    let d = tollgate::relay::bedrock::amz_date(ts);
+    format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..8])
+}
