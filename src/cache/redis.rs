@@ -278,6 +278,23 @@ end
 return 1
 "#;
 
+const CACHE_PUT: &str = r#"
+-- KEYS: entry, version. ARGV: value, version read before the database, ttl.
+-- Stores a row read from the database unless it changed since (the version moved).
+local v = redis.call('GET', KEYS[2]) or '0'
+if v ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return 1
+"#;
+
+const CACHE_DROP: &str = r#"
+-- KEYS: entry, version. Forgets a row and makes concurrent readers' puts fail.
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], 172800)
+redis.call('DEL', KEYS[1])
+return 1
+"#;
+
 /// One movement read back from a shard's stream.
 #[derive(Debug, Clone)]
 pub struct StreamEntry {
@@ -299,6 +316,8 @@ pub struct QuotaStore {
     release: Script,
     load: Script,
     credit: Script,
+    cache_put: Script,
+    cache_drop: Script,
 }
 
 impl QuotaStore {
@@ -312,6 +331,8 @@ impl QuotaStore {
             release: Script::new(RELEASE),
             load: Script::new(LOAD),
             credit: Script::new(CREDIT),
+            cache_put: Script::new(CACHE_PUT),
+            cache_drop: Script::new(CACHE_DROP),
         }
     }
 
@@ -548,6 +569,54 @@ impl QuotaStore {
             let _: i64 = redis::cmd("PUBLISH").arg(&channel).arg(event).query_async(&mut c).await?;
             Ok(())
         })
+    }
+
+    fn cache_keys(&self, kind: &str, id: &str) -> (String, String) {
+        let tag = format!("{}{{c:{kind}:{id}}}", self.prefix);
+        (format!("{tag}:row"), format!("{tag}:v"))
+    }
+
+    /// A cached row (tokens and users shared by the nodes), as JSON.
+    pub async fn cache_get(&self, kind: &str, id: &str) -> anyhow::Result<Option<String>> {
+        let (key, _) = self.cache_keys(kind, id);
+        with_conn!(&self.pool, c => {
+            Ok(redis::cmd("GET").arg(&key).query_async(&mut c).await?)
+        })
+    }
+
+    /// The entry's version, read before reading the database for [`QuotaStore::cache_put`].
+    pub async fn cache_version(&self, kind: &str, id: &str) -> anyhow::Result<String> {
+        let (_, vkey) = self.cache_keys(kind, id);
+        let v: Option<String> =
+            with_conn!(&self.pool, c => redis::cmd("GET").arg(&vkey).query_async(&mut c).await?);
+        Ok(v.unwrap_or_else(|| "0".into()))
+    }
+
+    /// Stores a row read after [`QuotaStore::cache_version`] returned `version`; false when it
+    /// was invalidated meanwhile.
+    pub async fn cache_put(
+        &self,
+        kind: &str,
+        id: &str,
+        value: &str,
+        version: &str,
+        ttl_secs: u64,
+    ) -> anyhow::Result<bool> {
+        let (key, vkey) = self.cache_keys(kind, id);
+        let ok: i64 = with_conn!(&self.pool, c => {
+            self.cache_put.key(&key).key(&vkey).arg(value).arg(version).arg(ttl_secs.max(1))
+                .invoke_async(&mut c).await?
+        });
+        Ok(ok == 1)
+    }
+
+    /// Forgets a row on every node's next read.
+    pub async fn cache_drop(&self, kind: &str, id: &str) -> anyhow::Result<()> {
+        let (key, vkey) = self.cache_keys(kind, id);
+        let _: i64 = with_conn!(&self.pool, c => {
+            self.cache_drop.key(&key).key(&vkey).invoke_async(&mut c).await?
+        });
+        Ok(())
     }
 
     pub fn events_channel(&self) -> String {

@@ -141,18 +141,11 @@ async fn authorise(req: HttpRequest) -> Result<TokenAuth, AppError> {
         return Err(AppError::Unauthorized("未提供令牌".into()));
     }
     let relay = &state.relay;
-    let token = match crate::metrics::cached("token", relay.tokens.get(&key)) {
-        Some(t) => t,
-        None => {
-            let t = tokens::get_by_key(&state.db, &key)
-                .await
-                .map_err(|_| AppError::Unauthorized("令牌验证失败".into()))?
-                .ok_or_else(|| AppError::Unauthorized("无效的令牌".into()))?;
-            let t = Arc::new(t);
-            relay.tokens.insert(key.clone(), t.clone());
-            t
-        }
-    };
+    let token = relay
+        .load_token(&state.db, &key)
+        .await
+        .map_err(|_| AppError::Unauthorized("令牌验证失败".into()))?
+        .ok_or_else(|| AppError::Unauthorized("无效的令牌".into()))?;
     match token.status {
         tokens::STATUS_ENABLED => {}
         tokens::STATUS_EXHAUSTED => {
@@ -207,17 +200,10 @@ async fn authorise(req: HttpRequest) -> Result<TokenAuth, AppError> {
             )));
         }
     }
-    let user = match crate::metrics::cached("user", relay.users.get(&token.user_id)) {
-        Some(u) => u,
-        None => {
-            let u = users::get_by_id(&state.db, token.user_id)
-                .await?
-                .ok_or_else(|| AppError::forbidden("用户已被封禁"))?;
-            let u = Arc::new(u);
-            relay.users.insert(u.id, u.clone());
-            u
-        }
-    };
+    let user = relay
+        .load_user(&state.db, token.user_id)
+        .await?
+        .ok_or_else(|| AppError::forbidden("用户已被封禁"))?;
     if user.status != users::STATUS_ENABLED {
         return Err(AppError::forbidden("用户已被封禁"));
     }

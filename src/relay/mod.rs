@@ -171,6 +171,8 @@ pub struct RelayState {
     /// Redis, when configured: quota balances, and cache events to and from the other nodes.
     pub redis: Option<Arc<QuotaStore>>,
     redis_target: Option<RedisTarget>,
+    /// How long cached tokens and users live (here and in Redis).
+    cache_ttl: Duration,
     /// Success-rate monitor (`ENABLE_METRIC`).
     pub monitor: Arc<route::Monitor>,
     /// Ratios parsed from the options snapshot they were built for (held, so compared by
@@ -232,6 +234,7 @@ impl RelayState {
             ledger: Ledger::start(db.clone(), separate_logs, batch, balances),
             redis,
             redis_target,
+            cache_ttl: ttl,
             monitor: Arc::new(route::Monitor::default()),
             ratios: Arc::new(ArcSwap::from_pointee((
                 Arc::new(Options::default()),
@@ -251,16 +254,106 @@ impl RelayState {
         r
     }
 
+    /// A token by key: this node's cache, then (with Redis) the copy the nodes share, then the
+    /// database. Redis trouble falls back to the database: it is only a cache here.
+    pub async fn load_token(&self, db: &Db, key: &str) -> Result<Option<Arc<Token>>, sqlx::Error> {
+        if let Some(t) = crate::metrics::cached("token", self.tokens.get(key)) {
+            return Ok(Some(t));
+        }
+        let id = shared_id(key);
+        let row = self
+            .shared_load("t", &id, || crate::store::tokens::get_by_key(db, key))
+            .await?;
+        let row = row.map(Arc::new);
+        if let Some(t) = &row {
+            self.tokens.insert(key.to_string(), t.clone());
+        }
+        Ok(row)
+    }
+
+    /// A user by id, like [`RelayState::load_token`].
+    pub async fn load_user(&self, db: &Db, id: i64) -> Result<Option<Arc<User>>, sqlx::Error> {
+        if let Some(u) = crate::metrics::cached("user", self.users.get(&id)) {
+            return Ok(Some(u));
+        }
+        let row = self
+            .shared_load("u", &id.to_string(), || {
+                crate::store::users::get_by_id(db, id)
+            })
+            .await?;
+        let row = row.map(Arc::new);
+        if let Some(u) = &row {
+            self.users.insert(u.id, u.clone());
+        }
+        Ok(row)
+    }
+
+    /// Reads a row from the shared Redis cache, or from the database and stores it there (unless
+    /// it was invalidated meanwhile: a versioned put).
+    async fn shared_load<T, F, Fut>(
+        &self,
+        kind: &str,
+        id: &str,
+        read: F,
+    ) -> Result<Option<T>, sqlx::Error>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, sqlx::Error>>,
+    {
+        let Some(q) = &self.redis else {
+            return read().await;
+        };
+        match q.cache_get(kind, id).await {
+            Ok(Some(json)) => {
+                if let Ok(row) = serde_json::from_str(&json) {
+                    return Ok(Some(row));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "shared cache unavailable, reading the database"),
+        }
+        let version = q.cache_version(kind, id).await.ok();
+        let row = read().await?;
+        if let (Some(r), Some(v)) = (&row, version)
+            && let Ok(json) = serde_json::to_string(r)
+            && let Err(e) = q
+                .cache_put(kind, id, &json, &v, self.cache_ttl.as_secs())
+                .await
+        {
+            tracing::warn!(error = %e, "cannot fill the shared cache");
+        }
+        Ok(row)
+    }
+
     /// Forgets a cached token (call after editing or deleting it), on every node.
     pub fn invalidate_token(&self, key: &str) {
         self.tokens.invalidate(key);
-        self.publish(format!("token:{key}"));
+        self.invalidate_shared("t", shared_id(key), format!("token:{key}"));
     }
 
     /// Forgets a cached user (call after editing, banning or deleting them), on every node.
     pub fn invalidate_user(&self, id: i64) {
         self.users.invalidate(&id);
-        self.publish(format!("user:{id}"));
+        self.invalidate_shared("u", id.to_string(), format!("user:{id}"));
+    }
+
+    /// Drops the shared copy, then tells every node to drop its own.
+    fn invalidate_shared(&self, kind: &'static str, id: String, event: String) {
+        let Some(q) = self.redis.clone() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            if let Err(e) = q.cache_drop(kind, &id).await {
+                tracing::warn!(error = %e, "cannot drop a shared cache entry");
+            }
+            if let Err(e) = q.publish(&event).await {
+                tracing::warn!(error = %e, "cannot publish a cache event; other nodes catch up at the next sync");
+            }
+        });
     }
 
     /// Tells the other nodes (with Redis) that something changed.
@@ -282,6 +375,12 @@ impl RelayState {
     pub async fn flush(&self) {
         self.ledger.flush().await;
     }
+}
+
+/// The shared-cache id of a token: a digest, so that keys never appear in Redis key names.
+fn shared_id(key: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(key.as_bytes())[..16])
 }
 
 /// Rebuilds the routing table from the `channels` and `abilities` tables and swaps it in, here

@@ -11,7 +11,7 @@ pub const STATUS_EXPIRED: i64 = 3;
 pub const STATUS_EXHAUSTED: i64 = 4;
 
 /// One row of `tokens`. `key` is stored without the `sk-` prefix.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Token {
     pub id: i64,
     pub user_id: i64,

@@ -13,11 +13,13 @@ pub const STATUS_ENABLED: i64 = 1;
 pub const STATUS_DISABLED: i64 = 2;
 pub const STATUS_DELETED: i64 = 3;
 
-/// One row of `users`. `password` holds an argon2 (or imported bcrypt) hash.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// One row of `users`. `password` holds an argon2 (or imported bcrypt) hash. Serialised only
+/// for the relay's shared cache, never with the password hash or the access token.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct User {
     pub id: i64,
     pub username: String,
+    #[serde(skip)]
     pub password: String,
     pub display_name: String,
     pub role: i64,
@@ -27,6 +29,7 @@ pub struct User {
     pub wechat_id: String,
     pub lark_id: String,
     pub oidc_id: String,
+    #[serde(skip)]
     pub access_token: Option<String>,
     pub quota: i64,
     pub used_quota: i64,

@@ -27,5 +27,6 @@ mod relay_messages;
 mod relay_openai;
 mod relay_stream;
 mod relay_vendors;
+mod shared_cache;
 mod tokens;
 mod users;
