@@ -131,6 +131,9 @@ pub struct Ledger {
     /// Wakes the Redis write-back soon after a settlement (unless batching).
     wake: Arc<Notify>,
     batching: bool,
+    /// The runtime the ledger was started on. Redis steps run there, not on the actix worker
+    /// that settled: a worker's runtime stops with the server, and its tasks with it.
+    rt: tokio::runtime::Handle,
 }
 
 /// How often a node proves it is alive, and how long until its holds are given back.
@@ -160,6 +163,7 @@ impl Ledger {
             in_flight: Arc::new(InFlight::default()),
             wake: Arc::new(Notify::new()),
             batching: batch.is_some(),
+            rt: tokio::runtime::Handle::current(),
         };
         if let Balances::Redis(q) = &ledger.balances {
             let every = batch.unwrap_or(Duration::from_millis(100));
@@ -301,14 +305,10 @@ impl Ledger {
         F: Fn() -> Fut + Send + 'static,
         Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
     {
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            tracing::error!(what, "no runtime to apply a quota step");
-            return Settled(None);
-        };
         let in_flight = self.in_flight.clone();
         in_flight.start();
         let (done, settled) = oneshot::channel();
-        rt.spawn(async move {
+        self.rt.spawn(async move {
             let mut attempt = 0u32;
             loop {
                 match step().await {

@@ -173,6 +173,8 @@ pub struct RelayState {
     redis_target: Option<RedisTarget>,
     /// How long cached tokens and users live (here and in Redis).
     cache_ttl: Duration,
+    /// The main runtime: cache events outlive the actix worker that raised them.
+    rt: tokio::runtime::Handle,
     /// Success-rate monitor (`ENABLE_METRIC`).
     pub monitor: Arc<route::Monitor>,
     /// Ratios parsed from the options snapshot they were built for (held, so compared by
@@ -235,6 +237,7 @@ impl RelayState {
             redis,
             redis_target,
             cache_ttl: ttl,
+            rt: tokio::runtime::Handle::current(),
             monitor: Arc::new(route::Monitor::default()),
             ratios: Arc::new(ArcSwap::from_pointee((
                 Arc::new(Options::default()),
@@ -343,10 +346,7 @@ impl RelayState {
         let Some(q) = self.redis.clone() else {
             return;
         };
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        rt.spawn(async move {
+        self.rt.spawn(async move {
             if let Err(e) = q.cache_drop(kind, &id).await {
                 tracing::warn!(error = %e, "cannot drop a shared cache entry");
             }
@@ -361,10 +361,7 @@ impl RelayState {
         let Some(q) = self.redis.clone() else {
             return;
         };
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        rt.spawn(async move {
+        self.rt.spawn(async move {
             if let Err(e) = q.publish(&event).await {
                 tracing::warn!(error = %e, "cannot publish a cache event; other nodes catch up at the next sync");
             }

@@ -224,3 +224,42 @@ async fn batched_writer_still_bills_everything(backend: Backend, mode: LedgerMod
     assert_eq!(logged_quota(&app, uid).await, 5 * 750);
     app.finish().await;
 }
+
+crate::db_test!(a_settlement_outlives_the_worker_that_made_it);
+
+/// actix workers run their own runtimes and stop with the server. A settlement made on one just
+/// before it stops must still reach Redis and the database, and `flush` (graceful shutdown) must
+/// not wait forever for it. Before the fix the step was spawned on the worker's runtime: it died
+/// with it, and shutdown hung (seen in the benchmark).
+async fn a_settlement_outlives_the_worker_that_made_it(backend: Backend) {
+    let Some(app) = spawn_app_mode(backend, LedgerMode::Redis, &[]).await else {
+        return;
+    };
+    let uid = user(&app, 10_000, "default", 1).await;
+    let (tid, _) = token(&app, uid, Some(5_000)).await;
+    let ledger = app.state.relay.ledger.clone();
+    let base = tollgate::store::ledger::Movement {
+        user_id: uid,
+        token_id: tid,
+        ..Default::default()
+    };
+    let held = ledger.reserve(base, 100).await.unwrap().unwrap();
+    std::thread::spawn(move || {
+        let worker = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        worker.block_on(async move {
+            let _ = held.settle(0, 60, None);
+        });
+        // The worker's runtime ends here, as when the server stops.
+    })
+    .join()
+    .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(15), ledger.flush())
+        .await
+        .expect("flush waits forever for a settlement lost with its worker");
+    assert_eq!(user_row(&app, uid).await.quota, 10_000 - 60);
+    assert_eq!(token_row(&app, tid).await.remain_quota, 5_000 - 60);
+    app.finish().await;
+}
