@@ -2,7 +2,6 @@
 //! kept out of logs, and graceful shutdown on SIGTERM.
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,23 +17,9 @@ fn tollgate(dir: &Path) -> Command {
     c
 }
 
-/// A port nobody listens on, never the same twice in this process (tests run in parallel and
-/// the kernel may hand a just-released port out again).
-fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap();
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
+#[path = "support/ports.rs"]
+mod ports;
+use ports::free_port;
 
 fn wait_ready(port: u16) -> bool {
     let deadline = Instant::now() + Duration::from_secs(30);

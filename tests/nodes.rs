@@ -7,7 +7,6 @@
 //! `TEST_REDIS_URL` set (`.ci/run` sets both).
 
 use std::collections::HashSet;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,21 +22,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
 const ROOT_TOKEN: &str = "sk-nodesroottoken0000000000000000000000000000000";
 const ACCESS: &str = "nodes-test-access-token-000000000000";
 
-fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap();
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
+#[path = "support/ports.rs"]
+mod ports;
+use ports::free_port;
 
 /// Whether the node answers `GET /api/status` with 200.
 fn ready(port: u16) -> bool {

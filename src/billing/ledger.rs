@@ -359,9 +359,7 @@ impl Ledger {
         let price = if m.settled { m.charged } else { 0 };
         match &self.balances {
             Balances::Database => {
-                if m.settled || m.reserved > 0 {
-                    self.send(m);
-                }
+                self.send(m);
                 Settled(None)
             }
             Balances::Memory(mem) => {

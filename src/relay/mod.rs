@@ -343,25 +343,25 @@ impl RelayState {
 
     /// Drops the shared copy, then tells every node to drop its own.
     fn invalidate_shared(&self, kind: &'static str, id: String, event: String) {
-        let Some(q) = self.redis.clone() else {
-            return;
-        };
-        self.rt.spawn(async move {
-            if let Err(e) = q.cache_drop(kind, &id).await {
-                tracing::warn!(error = %e, "cannot drop a shared cache entry");
-            }
-            if let Err(e) = q.publish(&event).await {
-                tracing::warn!(error = %e, "cannot publish a cache event; other nodes catch up at the next sync");
-            }
-        });
+        self.announce(Some((kind, id)), event);
     }
 
     /// Tells the other nodes (with Redis) that something changed.
     pub fn publish(&self, event: String) {
+        self.announce(None, event);
+    }
+
+    /// With Redis: drops a shared cache entry (when given), then publishes `event`.
+    fn announce(&self, drop: Option<(&'static str, String)>, event: String) {
         let Some(q) = self.redis.clone() else {
             return;
         };
         self.rt.spawn(async move {
+            if let Some((kind, id)) = drop
+                && let Err(e) = q.cache_drop(kind, &id).await
+            {
+                tracing::warn!(error = %e, "cannot drop a shared cache entry");
+            }
             if let Err(e) = q.publish(&event).await {
                 tracing::warn!(error = %e, "cannot publish a cache event; other nodes catch up at the next sync");
             }
