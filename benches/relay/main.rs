@@ -188,6 +188,34 @@ async fn ttfb_p99(url: &str, key: &str, n: usize) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// One request per token, 64 at a time, so that the measured runs see warm caches (a node
+/// that has served traffic has its tokens, users and balances in memory; a cold token costs a
+/// database read, which is not the hot path the targets are about).
+async fn warm_up(url: &str, keys: &[String]) {
+    use futures_util::StreamExt;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    futures_util::stream::iter(keys)
+        .for_each_concurrent(64, |k| {
+            let client = client.clone();
+            async move {
+                if let Ok(r) = client
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .header("authorization", format!("Bearer sk-{k}"))
+                    .body(BODY)
+                    .send()
+                    .await
+                {
+                    let _ = r.bytes().await;
+                }
+            }
+        })
+        .await;
+}
+
 fn rss_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -486,6 +514,19 @@ async fn main() -> anyhow::Result<()> {
         let t = start_tollgate(url, dsn.as_deref(), a.redis.as_deref(), mock0, *channels).await?;
         let idle = rss_kb(t.child.id(), "VmRSS:") as f64 / 1024.0;
         eprintln!("{label}: idle RSS {idle:.1} MB");
+        let warm = Instant::now();
+        warm_up(
+            &format!("http://127.0.0.1:{}/v1/chat/completions", t.port),
+            &t.keys,
+        )
+        .await;
+        eprintln!(
+            "{label}: {} tokens warmed in {:?}",
+            t.keys.len(),
+            warm.elapsed()
+        );
+        // Let the writer persist the warm-up's charges before the ledger check's "before".
+        tokio::time::sleep(Duration::from_secs(3)).await;
         for stream in [false, true] {
             let body = if stream { STREAM_BODY } else { BODY };
             let script = wrk_script(scratch.path(), body, &t.keys);

@@ -802,7 +802,11 @@ pub(crate) async fn run(
                     (_, RelayMode::AudioTranscription | RelayMode::AudioTranslation) => {
                         (None, transcription_text(&body))
                     }
-                    (Some(v), _) => (adaptor.parse_usage(v), adaptor.completion_text(v)),
+                    // The text is only counted when the upstream reports no usage.
+                    (Some(v), _) => match adaptor.parse_usage(v) {
+                        Some(u) => (Some(u), String::new()),
+                        None => (None, adaptor.completion_text(v)),
+                    },
                     (None, _) => (None, String::new()),
                 };
                 let billing = billing(reservation, false);

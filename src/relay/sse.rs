@@ -6,7 +6,10 @@
 //! in every chunk are billed once, from the last one). It drops the usage-only chunk the relay
 //! asked for when the client did not, and appends `data: [DONE]` if the upstream never sent it.
 
+use std::borrow::Cow;
+
 use bytes::{Bytes, BytesMut};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::types::Usage;
@@ -85,13 +88,61 @@ impl SseProcessor {
             return;
         }
         self.saw_data = true;
-        if let Ok(v) = serde_json::from_slice::<Value>(data) {
-            if let Some(u) = v.get("usage").and_then(Usage::from_json) {
-                self.usage = Some(u);
+        if let Some(strip) = self.meter(data)
+            && strip
+        {
+            self.skip_blank = true;
+            return;
+        }
+        out.extend_from_slice(raw);
+    }
+}
+
+/// The parts of a chunk that are metered, borrowed from the line where possible: parsing into a
+/// `Value` allocated a map per chunk, which showed on the streaming hot path.
+#[derive(Deserialize)]
+struct Chunk<'a> {
+    #[serde(default, borrow)]
+    choices: Option<Vec<ChunkChoice<'a>>>,
+    #[serde(default)]
+    usage: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice<'a> {
+    #[serde(default, borrow)]
+    delta: Option<ChunkDelta<'a>>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ChunkDelta<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+}
+
+impl SseProcessor {
+    /// Meters one `data:` payload; `Some(true)` when it is the usage-only chunk to drop, `None`
+    /// when it is not JSON.
+    fn meter(&mut self, data: &[u8]) -> Option<bool> {
+        let (no_choices, usage) = match serde_json::from_slice::<Chunk>(data) {
+            Ok(c) => {
+                for choice in c.choices.iter().flatten() {
+                    if let Some(t) = choice.delta.as_ref().and_then(|d| d.content.as_deref()) {
+                        self.text.push_str(t);
+                    }
+                    if let Some(t) = &choice.text {
+                        self.text.push_str(t);
+                    }
+                }
+                (c.choices.is_none_or(|c| c.is_empty()), c.usage)
             }
-            let choices = v.get("choices").and_then(Value::as_array);
-            if let Some(choices) = choices {
-                for c in choices {
+            // Unusual shapes (content as an array, choices not a list...): the general path.
+            Err(_) => {
+                let v = serde_json::from_slice::<Value>(data).ok()?;
+                let choices = v.get("choices").and_then(Value::as_array);
+                for c in choices.into_iter().flatten() {
                     if let Some(t) = c.pointer("/delta/content").and_then(Value::as_str) {
                         self.text.push_str(t);
                     }
@@ -99,15 +150,15 @@ impl SseProcessor {
                         self.text.push_str(t);
                     }
                 }
+                let no_choices = choices.is_none_or(|c| c.is_empty());
+                (no_choices, v.get("usage").cloned())
             }
-            let no_choices = choices.is_none_or(|c| c.is_empty());
-            if self.strip_usage_chunk && no_choices && v.get("usage").is_some_and(|u| !u.is_null())
-            {
-                self.skip_blank = true;
-                return;
-            }
+        };
+        let usage = usage.filter(|u| !u.is_null());
+        if let Some(u) = usage.as_ref().and_then(Usage::from_json) {
+            self.usage = Some(u);
         }
-        out.extend_from_slice(raw);
+        Some(self.strip_usage_chunk && no_choices && usage.is_some())
     }
 }
 
@@ -198,6 +249,28 @@ data: [DONE]\n\n";
             assert_eq!(p.text, "Hello");
             assert_eq!(p.usage.unwrap().total_tokens, 7);
         }
+    }
+
+    #[test]
+    fn meters_escaped_null_and_unusual_chunks() {
+        let mut p = SseProcessor::new(true);
+        let input = "data: {\"choices\":[{\"delta\":{\"content\":\"a\\n\\u00e9\"}}]}\n\n\
+data: {\"choices\":[{\"delta\":{\"content\":null,\"role\":\"assistant\"}}],\"usage\":null}\n\n\
+data: {\"choices\":[{\"delta\":{\"content\":[{\"type\":\"text\"}]},\"text\":\"b\"}]}\n\n\
+data: {\"choices\":[{\"index\":0,\"text\":\"c\"}]}\n\n\
+data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":3,\"total_tokens\":4}}\n\n";
+        let out = p.feed(input.as_bytes());
+        assert_eq!(p.text, "a\né".to_string() + "bc");
+        assert_eq!(p.usage.unwrap().total_tokens, 4);
+        let out = String::from_utf8(out.to_vec()).unwrap();
+        assert!(
+            !out.contains("usage\":{"),
+            "the usage-only chunk is dropped: {out}"
+        );
+        assert!(
+            out.contains("\"usage\":null"),
+            "a null usage is not a usage chunk"
+        );
     }
 
     #[test]
