@@ -2,6 +2,7 @@
 //! at a time) between OpenAI's format and the provider's; sending, retries and billing stay in
 //! the relay.
 
+pub mod aiproxy;
 pub mod anthropic;
 pub mod anthropic_inbound;
 pub mod bedrock;
@@ -10,7 +11,9 @@ pub mod deepl;
 pub mod gemini;
 pub mod gemini_inbound;
 pub mod image_fetch;
+pub mod palm;
 pub mod tencent;
+pub mod zhipu;
 
 /// Token usage as billed: prompt includes cached input (read and creation), which providers
 /// report apart and which are kept for pricing.

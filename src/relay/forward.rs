@@ -25,7 +25,7 @@ use super::auth::TokenAuth;
 use super::route::{self, Channel};
 use super::sse::{SseDecoder, SseProcessor};
 use super::types::{RelayMode, RequestMeta, Usage, multipart_field};
-use super::{Ctx, StreamTranslator, adaptor_for, reload_routing};
+use super::{Ctx, StreamTranslator, adaptor_for_model, reload_routing};
 use crate::adaptors::bedrock::EventStreamDecoder;
 use crate::adaptors::image_fetch::{self, FetchPolicy};
 use crate::adaptors::{anthropic_inbound, gemini_inbound};
@@ -680,7 +680,7 @@ pub(crate) async fn run(
             channel.map_model(&meta.model),
             Some(channel.id),
         );
-        let adaptor = adaptor_for(channel.r#type);
+        let adaptor = adaptor_for_model(channel.r#type, channel.map_model(&meta.model));
         let force_usage =
             state.cfg.enforce_include_usage || adaptor.supports_include_usage(channel.r#type);
         let mapped = channel.map_model(&meta.model).to_string();
@@ -846,6 +846,8 @@ pub(crate) async fn run(
                     adaptor.stream_translator(&ctx).map(|t| {
                         let d = if adaptor.event_stream() {
                             Decoder::Aws(EventStreamDecoder::default())
+                        } else if adaptor.whole_answer_stream() {
+                            Decoder::Whole(Vec::new())
                         } else {
                             Decoder::Sse(SseDecoder::default())
                         };
@@ -1014,7 +1016,7 @@ async fn send(
         return Err(upstream_failure(status, adaptor.map_error(status, &body)));
     }
     if meta.stream && mode.is_streamable() {
-        if content_type.starts_with("application/json") {
+        if content_type.starts_with("application/json") && !adaptor.whole_answer_stream() {
             let body = resp.bytes().await.unwrap_or_default();
             return Err(upstream_failure(500, adaptor.map_error(500, &body)));
         }
@@ -1097,6 +1099,8 @@ enum Decoder {
     Sse(SseDecoder),
     /// AWS's binary event stream (Bedrock).
     Aws(EventStreamDecoder),
+    /// A whole JSON answer (an upstream that does not stream), one event at the end.
+    Whole(Vec<u8>),
 }
 
 impl Decoder {
@@ -1104,6 +1108,10 @@ impl Decoder {
         match self {
             Decoder::Sse(d) => d.feed(chunk),
             Decoder::Aws(d) => d.feed(chunk),
+            Decoder::Whole(buf) => {
+                buf.extend_from_slice(chunk);
+                vec![]
+            }
         }
     }
 
@@ -1111,6 +1119,10 @@ impl Decoder {
         match self {
             Decoder::Sse(d) => d.finish(),
             Decoder::Aws(_) => vec![],
+            Decoder::Whole(buf) => vec![(
+                String::new(),
+                String::from_utf8_lossy(&std::mem::take(buf)).into_owned(),
+            )],
         }
     }
 }

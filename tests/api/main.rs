@@ -24,6 +24,7 @@ mod relay_azure;
 mod relay_gemini;
 mod relay_gemini_front;
 mod relay_messages;
+mod relay_more_vendors;
 mod relay_openai;
 mod relay_stream;
 mod relay_vendors;
