@@ -23,6 +23,7 @@ mod relay_anthropic;
 mod relay_azure;
 mod relay_gemini;
 mod relay_gemini_front;
+mod relay_gemini_front_more;
 mod relay_messages;
 mod relay_more_vendors;
 mod relay_openai;
