@@ -487,3 +487,79 @@ async fn coze_v3_chat_and_stream(backend: Backend) {
     );
     app.finish().await;
 }
+
+db_test!(upstream_errors_keep_the_providers_status_and_are_refunded);
+
+/// Errors from each new provider come back in OpenAI's shape with the provider's status (errors
+/// inside an HTTP 200 answer as 502), and nothing is charged.
+async fn upstream_errors_keep_the_providers_status_and_are_refunded(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let palm_err = fixture("palm/error.json");
+    let up = MockUpstream::start(move |r| {
+        if r.path.contains(":generateMessage") {
+            Reply::json(400, serde_json::from_str(&palm_err).unwrap())
+        } else if r.path.starts_with("/api/paas/v3/") {
+            Reply::json(
+                401,
+                json!({"code": 1002, "msg": "Authorization Token非法", "success": false}),
+            )
+        } else if r.path == "/api/library/ask" {
+            Reply::json(
+                200,
+                json!({"success": false, "message": "library not found", "error_code": 404}),
+            )
+        } else {
+            Reply::json(
+                403,
+                json!({"message": "The security token included in the request is invalid."}),
+            )
+        }
+    })
+    .await;
+    let setups: [(i64, &str, &str); 4] = [
+        (11, "PaLM-2", "AIza-x"),
+        (16, "chatglm_std", "id.secret"),
+        (21, "kb", "k"),
+        (33, "llama3-70b-8192", "AK|SK|us-east-1"),
+    ];
+    for (ty, model, key) in setups {
+        channel_with(&app, &up.url, model, |c| {
+            c.r#type = ty;
+            c.key = key.into();
+        })
+        .await;
+    }
+    let uid = user(&app, 1_000_000, "default", 1).await;
+    let (_, key) = token(&app, uid, None).await;
+    let cases = [
+        ("PaLM-2", 400, "API key not valid"),
+        ("chatglm_std", 401, "Authorization Token非法"),
+        ("kb", 502, "library not found"),
+        ("llama3-70b-8192", 403, "security token"),
+    ];
+    for (model, status, msg) in cases {
+        for stream in [false, true] {
+            let body = json!({"model": model, "stream": stream,
+                "messages": [{"role": "user", "content": "hi"}]});
+            let res = post(&app, &key, "/v1/chat/completions", &body).await;
+            let got = res.status().as_u16();
+            let text = res.text().await.unwrap();
+            // A JSON answer (HTTP 200) to a stream request is the relay's 500, as for any type.
+            let status = if stream && status == 502 { 500 } else { status };
+            assert_eq!(got, status, "{model} stream={stream}: {text}");
+            let e: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            assert!(
+                e["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(msg)),
+                "{model} stream={stream}: {text}"
+            );
+        }
+    }
+    settled(&app).await;
+    assert!(consume_logs(&app, uid).await.is_empty());
+    assert_eq!(user_row(&app, uid).await.quota, 1_000_000);
+    app.finish().await;
+}
