@@ -118,3 +118,55 @@ async fn anthropic_and_gemini_channels_are_tested_natively(backend: Backend) {
     assert!(!logs.to_string().contains("sk-ant-good"));
     app.finish().await;
 }
+
+db_test!(batch_test_disables_and_enables_native_channels);
+
+/// The periodic job's batch test (`jobs::channel_test`) goes through the adaptors too: an
+/// Anthropic channel whose key is refused (401) is disabled, an automatically disabled Gemini
+/// channel that answers again is enabled.
+async fn batch_test_disables_and_enables_native_channels(backend: Backend) {
+    use tollgate::store::channels::{self, STATUS_AUTO_DISABLED, STATUS_ENABLED};
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let claude_err = fixture("anthropic/error_auth.json");
+    let gemini_ok = fixture("gemini/response_function_call.json");
+    let up = MockUpstream::start(move |r| {
+        if r.path == "/v1/messages" {
+            Reply::json(401, serde_json::from_str(&claude_err).unwrap())
+        } else {
+            Reply::json(200, serde_json::from_str(&gemini_ok).unwrap())
+        }
+    })
+    .await;
+    let claude = channel_with(&app, &up.url, "claude-3-5-sonnet-20241022", |c| {
+        c.r#type = 14;
+        c.key = "sk-ant-revoked".into();
+    })
+    .await;
+    let gemini = channel_with(&app, &up.url, "gemini-2.0-flash", |c| {
+        c.r#type = 24;
+        c.key = "AIza-good".into();
+        c.status = STATUS_AUTO_DISABLED;
+    })
+    .await;
+    for key in [
+        "AutomaticDisableChannelEnabled",
+        "AutomaticEnableChannelEnabled",
+    ] {
+        set_option(&app, key, "true").await;
+    }
+    let report = tollgate::jobs::channel_test::test_all_channels(&app.state, false)
+        .await
+        .unwrap();
+    assert_eq!((report.tested, report.passed), (2, 1), "{report:?}");
+    assert_eq!(report.disabled, vec![claude]);
+    assert_eq!(report.enabled, vec![gemini]);
+    let row = |id| {
+        let db = app.db();
+        async move { channels::get_by_id(db, id).await.unwrap().unwrap().status }
+    };
+    assert_eq!(row(claude).await, STATUS_AUTO_DISABLED);
+    assert_eq!(row(gemini).await, STATUS_ENABLED);
+    app.finish().await;
+}
