@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::palm::text_of;
+use super::text_of;
 
 /// An OpenAI chat request as a library `ask` request; `library_id` from the channel config.
 pub fn to_ask_request(

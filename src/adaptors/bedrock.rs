@@ -40,7 +40,7 @@ pub fn llama3_prompt(messages: &[Value]) -> String {
     let mut p = String::from("<|begin_of_text|>");
     for m in messages {
         let role = m.get("role").and_then(Value::as_str).unwrap_or("user");
-        let text = super::palm::text_of(m.get("content").unwrap_or(&Value::Null));
+        let text = super::text_of(m.get("content").unwrap_or(&Value::Null));
         p.push_str(&format!(
             "<|start_header_id|>{role}<|end_header_id|>\n\n{text}<|eot_id|>"
         ));

@@ -7,25 +7,14 @@
 
 use serde_json::{Map, Value, json};
 
+use super::text_of;
+
 /// PaLM's model id for a requested model: One API's `PaLM-2` is `chat-bison-001`; others as
 /// given.
 pub fn model_id(model: &str) -> &str {
     match model {
         "PaLM-2" => "chat-bison-001",
         other => other,
-    }
-}
-
-/// The text of an OpenAI message content (string or text parts).
-pub fn text_of(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
     }
 }
 

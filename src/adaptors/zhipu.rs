@@ -9,7 +9,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::bedrock::hmac;
-use super::palm::text_of;
+use super::text_of;
 
 /// Whether a model goes to the v3 API (One API's `chatglm_*` names).
 pub fn is_v3(model: &str) -> bool {
