@@ -386,7 +386,7 @@ pub const ROUTES: &[RouteDoc] = &[
         "/v1beta/models/{target}",
         "relay",
         Token,
-        "Gemini generateContent / streamGenerateContent ({model}:{method}), any channel",
+        "Gemini generateContent / streamGenerateContent / countTokens (local, not billed) / embedContent / batchEmbedContents ({model}:{method}), any channel",
     ),
     r("post", "/v1/embeddings", "relay", Token, "Embeddings"),
     r(

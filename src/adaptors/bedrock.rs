@@ -22,8 +22,114 @@ pub fn model_id(model: &str) -> &str {
         "claude-3-5-sonnet-20241022" => "anthropic.claude-3-5-sonnet-20241022-v2:0",
         "claude-3-5-haiku-20241022" => "anthropic.claude-3-5-haiku-20241022-v1:0",
         "claude-3-7-sonnet-20250219" => "anthropic.claude-3-7-sonnet-20250219-v1:0",
+        "llama3-8b-8192" => "meta.llama3-8b-instruct-v1:0",
+        "llama3-70b-8192" => "meta.llama3-70b-instruct-v1:0",
         other => other,
     }
+}
+
+/// Whether a model is one of Meta's Llama models (Bedrock's Llama body), not Claude.
+pub fn is_llama(model: &str) -> bool {
+    let id = model_id(model);
+    id.starts_with("meta.llama") || id.contains(".meta.llama")
+}
+
+/// The Llama 3 chat template (Meta's: each message `<|start_header_id|>{role}<|end_header_id|>`,
+/// a blank line, the text and `<|eot_id|>`, ending with the assistant's header).
+pub fn llama3_prompt(messages: &[Value]) -> String {
+    let mut p = String::from("<|begin_of_text|>");
+    for m in messages {
+        let role = m.get("role").and_then(Value::as_str).unwrap_or("user");
+        let text = super::text_of(m.get("content").unwrap_or(&Value::Null));
+        p.push_str(&format!(
+            "<|start_header_id|>{role}<|end_header_id|>\n\n{text}<|eot_id|>"
+        ));
+    }
+    p.push_str("<|start_header_id|>assistant<|end_header_id|>\n\n");
+    p
+}
+
+/// An OpenAI chat request as Bedrock's Llama body (`max_gen_len` 2048 by default, as One API).
+pub fn to_llama_body(req: &Value) -> Result<Value, String> {
+    let messages = req
+        .get("messages")
+        .and_then(Value::as_array)
+        .ok_or("messages must be an array")?;
+    let mut body = serde_json::json!({
+        "prompt": llama3_prompt(messages),
+        "max_gen_len": req
+            .get("max_tokens")
+            .or_else(|| req.get("max_completion_tokens"))
+            .and_then(Value::as_i64)
+            .filter(|n| *n > 0)
+            .unwrap_or(2048),
+    });
+    for k in ["temperature", "top_p"] {
+        if let Some(v) = req.get(k).filter(|v| v.is_number()) {
+            body[k] = v.clone();
+        }
+    }
+    Ok(body)
+}
+
+fn llama_usage(prompt: i64, completion: i64) -> Value {
+    serde_json::json!({"prompt_tokens": prompt, "completion_tokens": completion,
+        "total_tokens": prompt + completion})
+}
+
+/// A Llama answer (`generation`, token counts, `stop_reason`) as an OpenAI chat completion.
+pub fn from_llama_response(resp: &Value, model: &str, id: &str, created: i64) -> Value {
+    let n = |k: &str| resp.get(k).and_then(Value::as_i64).unwrap_or(0);
+    serde_json::json!({
+        "id": id, "object": "chat.completion", "created": created, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant",
+            "content": resp.get("generation").and_then(Value::as_str).unwrap_or("")},
+            "finish_reason": resp.get("stop_reason").and_then(Value::as_str).unwrap_or("stop")}],
+        "usage": llama_usage(n("prompt_token_count"), n("generation_token_count")),
+    })
+}
+
+/// One Llama stream chunk (the JSON inside an event-stream `chunk`) as an OpenAI chunk. The
+/// prompt count comes on the first chunk, the completion count grows; the last chunk (with a
+/// `stop_reason`) carries the usage (Bedrock's `amazon-bedrock-invocationMetrics` when present).
+pub fn llama_stream_chunk(
+    chunk: &Value,
+    prompt_tokens: &mut i64,
+    model: &str,
+    id: &str,
+    created: i64,
+) -> Value {
+    if let Some(p) = chunk.get("prompt_token_count").and_then(Value::as_i64) {
+        *prompt_tokens = p;
+    }
+    let stop = chunk
+        .get("stop_reason")
+        .and_then(Value::as_str)
+        .filter(|s| *s != "null");
+    let mut out = serde_json::json!({
+        "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+        "choices": [{"index": 0, "delta": {"role": "assistant",
+            "content": chunk.get("generation").and_then(Value::as_str).unwrap_or("")},
+            "finish_reason": stop}],
+    });
+    if stop.is_some() {
+        let metrics = chunk.get("amazon-bedrock-invocationMetrics");
+        let m = |k: &str| metrics.and_then(|m| m.get(k)).and_then(Value::as_i64);
+        let prompt = m("inputTokenCount").unwrap_or(*prompt_tokens);
+        let completion = m("outputTokenCount").unwrap_or_else(|| {
+            chunk
+                .get("generation_token_count")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+        });
+        out["usage"] = llama_usage(prompt, completion);
+    }
+    out
+}
+
+/// The JSON payload inside a `chunk` message (`{"bytes": "<base64>"}`).
+pub fn chunk_json(payload: &str) -> Option<Value> {
+    serde_json::from_str(&chunk_event(payload)?).ok()
 }
 
 /// An Anthropic Messages request as Bedrock's body.
@@ -293,6 +399,52 @@ mod tests {
         assert_eq!(
             uri_encode("anthropic.claude-v2%3A1"),
             "anthropic.claude-v2%253A1"
+        );
+    }
+
+    #[test]
+    fn llama_body_response_and_stream() {
+        let req = serde_json::json!({"messages": [
+            {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+            "max_tokens": 64, "temperature": 0.5});
+        let b = to_llama_body(&req).unwrap();
+        assert_eq!(
+            b["prompt"],
+            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+        );
+        assert_eq!(
+            (b["max_gen_len"].as_i64(), b["temperature"].as_f64()),
+            (Some(64), Some(0.5))
+        );
+        assert!(b.get("top_p").is_none());
+        assert!(is_llama("llama3-8b-8192") && is_llama("meta.llama3-1-70b-instruct-v1:0"));
+        assert!(is_llama("us.meta.llama3-2-3b-instruct-v1:0") && !is_llama("claude-2.1"));
+        let fx = |n: &str| {
+            std::fs::read_to_string(format!(
+                "{}/tests/fixtures/bedrock/{n}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        };
+        let resp: Value = serde_json::from_str(&fx("llama_response.json")).unwrap();
+        let c = from_llama_response(&resp, "llama3-8b-8192", "x", 1);
+        assert_eq!(c["choices"][0]["message"]["content"], "Hello there!");
+        assert_eq!(c["usage"]["total_tokens"], 24);
+        let mut prompt = 0;
+        let mut text = String::new();
+        let mut usage = Value::Null;
+        for line in fx("llama_stream.jsonl").lines() {
+            let chunk: Value = serde_json::from_str(line).unwrap();
+            let out = llama_stream_chunk(&chunk, &mut prompt, "m", "x", 1);
+            text.push_str(out["choices"][0]["delta"]["content"].as_str().unwrap());
+            if out.get("usage").is_some() {
+                usage = out["usage"].clone();
+            }
+        }
+        assert_eq!(text, "Hello there!");
+        assert_eq!(
+            usage,
+            serde_json::json!({"prompt_tokens": 20, "completion_tokens": 4, "total_tokens": 24})
         );
     }
 

@@ -1,5 +1,6 @@
-//! The Gemini front door (`POST /v1beta/models/{model}:generateContent` and
-//! `:streamGenerateContent`, beyond One API): a client speaking Gemini's API (the `google-genai`
+//! The Gemini front door (`POST /v1beta/models/{model}:generateContent`,
+//! `:streamGenerateContent`, `:countTokens`, `:embedContent` and `:batchEmbedContents`, beyond
+//! One API): a client speaking Gemini's API (the `google-genai`
 //! SDKs) is served by any channel. For channels that do not speak Gemini, the request is turned
 //! into OpenAI's format and the answer back into Gemini's, chunk by chunk. Pure translation.
 
@@ -325,6 +326,66 @@ impl StreamToGemini {
     }
 }
 
+/// The OpenAI chat request whose prompt a `countTokens` body stands for: its `contents` (and
+/// `systemInstruction`), or the `generateContentRequest` it wraps.
+pub fn from_count_tokens_request(req: &Value, model: &str) -> Result<Value, String> {
+    let inner = req.get("generateContentRequest").unwrap_or(req);
+    from_generate_request(inner, model, false)
+}
+
+/// The text of one `content` (`{"parts": [{"text"}...]}`).
+fn content_text(content: Option<&Value>) -> Result<String, String> {
+    let parts = content
+        .and_then(|c| c.get("parts"))
+        .ok_or("content: field required")?;
+    Ok(texts(parts).join(""))
+}
+
+/// An `embedContent` (`batch` = false) or `batchEmbedContents` request as an OpenAI embeddings
+/// request: one input per content, `outputDimensionality` as `dimensions`.
+pub fn from_embed_request(req: &Value, model: &str, batch: bool) -> Result<Value, String> {
+    let (input, dims) = if batch {
+        let requests = req
+            .get("requests")
+            .and_then(Value::as_array)
+            .filter(|r| !r.is_empty())
+            .ok_or("requests: field required")?;
+        let input = requests
+            .iter()
+            .map(|r| content_text(r.get("content")).map(Value::String))
+            .collect::<Result<Vec<_>, _>>()?;
+        let dims = requests[0].get("outputDimensionality").cloned();
+        (Value::Array(input), dims)
+    } else {
+        (
+            Value::String(content_text(req.get("content"))?),
+            req.get("outputDimensionality").cloned(),
+        )
+    };
+    let mut out = json!({"model": model, "input": input});
+    if let Some(d) = dims.filter(|d| d.is_number()) {
+        out["dimensions"] = d;
+    }
+    Ok(out)
+}
+
+/// An OpenAI embeddings list as Gemini's `embedContent` (`{"embedding": {"values"}}`) or
+/// `batchEmbedContents` (`{"embeddings": [...]}`) answer.
+pub fn to_embed_response(resp: &Value, batch: bool) -> Value {
+    let values: Vec<Value> = resp
+        .get("data")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|d| json!({"values": d.get("embedding").cloned().unwrap_or(json!([]))}))
+        .collect();
+    if batch {
+        json!({ "embeddings": values })
+    } else {
+        json!({ "embedding": values.into_iter().next().unwrap_or(json!({"values": []})) })
+    }
+}
+
 /// Formats one Gemini SSE event.
 pub fn sse_event(data: &Value) -> String {
     format!("data: {data}\r\n\r\n")
@@ -367,6 +428,45 @@ mod tests {
         assert_eq!(out["tool_choice"], "required");
         assert_eq!(out["stream_options"]["include_usage"], true);
         assert!(from_generate_request(&json!({}), "m", false).is_err());
+    }
+
+    #[test]
+    fn count_tokens_and_embeddings() {
+        let wrapped =
+            json!({"generateContentRequest": {"contents": [{"parts": [{"text": "hi"}]}]}});
+        let out = from_count_tokens_request(&wrapped, "m").unwrap();
+        assert_eq!(out["messages"][0], json!({"role": "user", "content": "hi"}));
+        let plain = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+        assert_eq!(
+            from_count_tokens_request(&plain, "m").unwrap()["messages"],
+            out["messages"]
+        );
+
+        let one = json!({"content": {"parts": [{"text": "a"}, {"text": "b"}]},
+                         "outputDimensionality": 8});
+        assert_eq!(
+            from_embed_request(&one, "text-embedding-004", false).unwrap(),
+            json!({"model": "text-embedding-004", "input": "ab", "dimensions": 8})
+        );
+        let many = json!({"requests": [
+            {"model": "models/text-embedding-004", "content": {"parts": [{"text": "x"}]}},
+            {"model": "models/text-embedding-004", "content": {"parts": [{"text": "y"}]}}]});
+        assert_eq!(
+            from_embed_request(&many, "e", true).unwrap(),
+            json!({"model": "e", "input": ["x", "y"]})
+        );
+        assert!(from_embed_request(&json!({}), "e", false).is_err());
+        assert!(from_embed_request(&json!({"requests": []}), "e", true).is_err());
+
+        let openai = json!({"data": [{"embedding": [0.1]}, {"embedding": [0.2]}]});
+        assert_eq!(
+            to_embed_response(&openai, true),
+            json!({"embeddings": [{"values": [0.1]}, {"values": [0.2]}]})
+        );
+        assert_eq!(
+            to_embed_response(&openai, false),
+            json!({"embedding": {"values": [0.1]}})
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! at a time) between OpenAI's format and the provider's; sending, retries and billing stay in
 //! the relay.
 
+pub mod aiproxy;
 pub mod anthropic;
 pub mod anthropic_inbound;
 pub mod bedrock;
@@ -10,7 +11,23 @@ pub mod deepl;
 pub mod gemini;
 pub mod gemini_inbound;
 pub mod image_fetch;
+pub mod palm;
 pub mod tencent;
+pub mod zhipu;
+
+/// The text of an OpenAI message content (a string, or its text parts joined by newlines).
+pub fn text_of(content: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
 
 /// Token usage as billed: prompt includes cached input (read and creation), which providers
 /// report apart and which are kept for pricing.

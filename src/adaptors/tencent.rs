@@ -75,6 +75,42 @@ pub fn from_chat_response(resp: &Value, model: &str) -> Result<Value, Value> {
     }))
 }
 
+/// An OpenAI embeddings request as a Hunyuan `GetEmbedding` body (`InputList`, as One API).
+pub fn to_embedding_request(req: &Value) -> Result<Value, String> {
+    let inputs: Vec<Value> = match req.get("input") {
+        Some(Value::String(s)) => vec![json!(s)],
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => a.clone(),
+        _ => return Err("input must be a string or an array of strings".into()),
+    };
+    Ok(json!({ "InputList": inputs }))
+}
+
+/// A `GetEmbedding` answer as OpenAI's embeddings list, or the OpenAI error for
+/// `Response.Error`.
+pub fn from_embedding_response(resp: &Value, model: &str) -> Result<Value, Value> {
+    let r = resp.get("Response").unwrap_or(resp);
+    if let Some(e) = r.get("Error") {
+        return Err(error_object(e));
+    }
+    let data: Vec<Value> = r
+        .get("Data")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, d)| {
+            json!({"object": "embedding",
+                   "index": d.get("Index").and_then(Value::as_i64).unwrap_or(i as i64),
+                   "embedding": d.get("Embedding").cloned().unwrap_or(json!([]))})
+        })
+        .collect();
+    let u = r.get("Usage").unwrap_or(&Value::Null);
+    let get = |k: &str| u.get(k).and_then(Value::as_i64).unwrap_or(0);
+    Ok(json!({"object": "list", "data": data, "model": model,
+        "usage": {"prompt_tokens": get("PromptTokens"), "completion_tokens": 0,
+                  "total_tokens": get("TotalTokens")}}))
+}
+
 /// One stream event as OpenAI chunks (each carries the cumulative usage, so the relay bills
 /// the last).
 pub fn stream_event(data: &str, model: &str) -> Result<Vec<Value>, Value> {
@@ -207,6 +243,27 @@ mod tests {
         }
         assert_eq!(text, "你好！");
         assert_eq!(last_usage["completion_tokens"], 4);
+    }
+
+    #[test]
+    fn embeddings() {
+        let req = json!({"model": "hunyuan-embedding", "input": ["a", "b"]});
+        assert_eq!(
+            to_embedding_request(&req).unwrap(),
+            json!({"InputList": ["a", "b"]})
+        );
+        assert_eq!(
+            to_embedding_request(&json!({"input": "a"})).unwrap(),
+            json!({"InputList": ["a"]})
+        );
+        assert!(to_embedding_request(&json!({"input": [1, 2]})).is_err());
+        let resp: Value = serde_json::from_str(&fixture("embedding.json")).unwrap();
+        let e = from_embedding_response(&resp, "hunyuan-embedding").unwrap();
+        assert_eq!(e["data"][1]["embedding"], json!([0.3, 0.4]));
+        assert_eq!(e["data"][1]["index"], 1);
+        assert_eq!(e["usage"]["prompt_tokens"], 4);
+        let err: Value = serde_json::from_str(&fixture("error.json")).unwrap();
+        assert!(from_embedding_response(&err, "m").is_err());
     }
 
     #[test]

@@ -344,53 +344,96 @@ fn local_error(msg: impl Into<String>) -> ProbeError {
     (msg.into(), 0, Value::Null)
 }
 
-/// Sends a minimal chat request through an OpenAI-compatible channel; Ok(reply).
+/// Sends a minimal chat request through the channel's adaptor, translated, signed and sent as a
+/// relay call would be (unbilled, as One API's test); Ok(reply).
 async fn probe(state: &AppState, c: &Channel, model: &str) -> Result<String, ProbeError> {
-    let kind = catalog::get(c.r#type).ok_or_else(|| local_error("未知的渠道类型"))?;
-    if !kind.openai_compatible {
-        return Err(local_error(format!(
-            "渠道类型 {} 的测试尚未实现（not supported yet）",
-            kind.name
-        )));
-    }
-    let base = base_url(c);
-    if base.is_empty() {
+    use crate::relay::types::RelayMode;
+    use crate::relay::{Ctx, adaptor_for_model, route};
+
+    catalog::get(c.r#type).ok_or_else(|| local_error("未知的渠道类型"))?;
+    let channel = route::from_row(c);
+    let mapped = channel.map_model(model).to_string();
+    // Bedrock derives its URL from the region; every other type needs a base URL.
+    if c.r#type != 33 && crate::relay::openai::base_of(c.r#type, &c.base_url).is_empty() {
         return Err(local_error("渠道未设置 Base URL"));
     }
-    let body = json!({
-        "model": model,
+    let request = json!({
+        "model": mapped,
         "messages": [{ "role": "user", "content": state.cfg.test_prompt }],
         "max_tokens": 1,
         "stream": false,
     });
-    let res = state
+    let adaptor = adaptor_for_model(c.r#type, &mapped);
+    let ctx = Ctx {
+        channel_type: c.r#type,
+        base_url: &channel.base_url,
+        key: channel.key.trim(),
+        api_version: channel.api_version.as_deref(),
+        user_id: channel.user_id.as_deref(),
+        path: "/v1/chat/completions",
+        mode: RelayMode::ChatCompletions,
+        model: &mapped,
+        stream: false,
+        prompt_tokens: 0,
+        gemini_version: &state.cfg.gemini_version,
+        gemini_safety: &state.cfg.gemini_safety_setting,
+        anthropic_version: None,
+        anthropic_beta: None,
+        request: Some(&request),
+        config: Some(&channel.settings).filter(|v| !v.is_null()),
+    };
+    let body = if adaptor.is_openai() {
+        request.clone()
+    } else {
+        adaptor
+            .convert_request(&ctx, request.clone())
+            .map_err(|e| local_error(format!("无法转换测试请求：{e}")))?
+    };
+    let body = serde_json::to_vec(&body).unwrap_or_default();
+    let mut up = adaptor.build_request(&ctx);
+    up.headers.extend(adaptor.sign(&ctx, &up.url, &body));
+    let mut rb = state
         .http
-        .post(format!("{base}/v1/chat/completions"))
-        .bearer_auth(c.key.trim())
+        .post(&up.url)
+        .header("Content-Type", "application/json")
         .timeout(std::time::Duration::from_secs(60))
-        .json(&body)
+        .body(body);
+    for (k, v) in &up.headers {
+        rb = rb.header(k.as_str(), v.as_str());
+    }
+    let res = rb
         .send()
         .await
         .map_err(|e| local_error(format!("请求失败：{}", e.without_url())))?;
     let status = res.status();
+    let bytes = res
+        .bytes()
+        .await
+        .map_err(|e| local_error(format!("读取响应失败：{}", e.without_url())))?;
     // An error status is kept even when its body is not JSON: a bare 401 still disables.
-    let code = if status.is_success() {
-        0
-    } else {
-        status.as_u16()
-    };
-    let v: Value = res.json().await.map_err(|_| {
-        (
-            format!("上游返回了无法解析的响应（HTTP {status}）"),
-            code,
-            Value::Null,
-        )
-    })?;
     if !status.is_success() {
-        let msg = v["error"]["message"].as_str().unwrap_or("未知错误");
-        let error = v.get("error").cloned().unwrap_or_else(|| v.clone());
-        return Err((format!("HTTP {status}: {msg}"), code, error));
+        let error = adaptor.map_error(status.as_u16(), &bytes);
+        let msg = error
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("未知错误")
+            .to_string();
+        return Err((format!("HTTP {status}: {msg}"), status.as_u16(), error));
     }
+    let v: Value = if adaptor.is_openai() {
+        serde_json::from_slice(&bytes)
+            .map_err(|_| local_error(format!("上游返回了无法解析的响应（HTTP {status}）")))?
+    } else {
+        // An error inside a 2xx answer (Tencent, Coze, PaLM...) counts as the relay's 502.
+        adaptor.convert_response(&ctx, &bytes).map_err(|e| {
+            let msg = e
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("未知错误")
+                .to_string();
+            (format!("HTTP 502: {msg}"), 502, e)
+        })?
+    };
     match v["choices"][0]["message"]["content"].as_str() {
         Some(s) => Ok(s.to_string()),
         None => Err(local_error("上游响应中没有 choices[0].message.content")),

@@ -19,7 +19,8 @@ pub const RMB: f64 = USD / 7.0;
 pub const UNKNOWN_MODEL_RATIO: f64 = 30.0;
 
 /// One API's default model ratios (the main OpenAI, Anthropic, Gemini, DeepSeek and a few other
-/// models of `relay/billing/ratio/model.go`).
+/// models of `relay/billing/ratio/model.go`). One API has none for Coze bots (`bot-<id>`, named
+/// by each deployment), which cost the unknown-model ratio unless `ModelRatio` names them.
 pub fn default_model_ratios() -> HashMap<String, f64> {
     let pairs: &[(&str, f64)] = &[
         // OpenAI
@@ -125,6 +126,26 @@ pub fn default_model_ratios() -> HashMap<String, f64> {
         // Others frequently used through OpenAI-compatible channels
         ("glm-4", 0.1 * RMB),
         ("glm-4-flash", 0.0),
+        // Zhipu (v4 and the v3 chatglm_* models)
+        ("glm-4v", 0.1 * RMB),
+        ("glm-3-turbo", 0.005 * RMB),
+        ("embedding-2", 0.0005 * RMB),
+        ("chatglm_turbo", 0.3572),
+        ("chatglm_pro", 0.7143),
+        ("chatglm_std", 0.3572),
+        ("chatglm_lite", 0.1429),
+        ("cogview-3", 0.25 * RMB),
+        // Tencent Hunyuan
+        ("hunyuan", 7.143),
+        ("ChatStd", 0.01 * RMB),
+        ("ChatPro", 0.1 * RMB),
+        // DeepL (billed by characters)
+        ("deepl-zh", 25.0 / 1000.0 * USD),
+        ("deepl-en", 25.0 / 1000.0 * USD),
+        ("deepl-ja", 25.0 / 1000.0 * USD),
+        // AWS Bedrock Llama 3 (channel type 33)
+        ("llama3-8b-8192(33)", 0.0003 / 0.002),
+        ("llama3-70b-8192(33)", 0.00265 / 0.002),
         ("qwen-turbo", 0.0003 * RMB),
         ("qwen-plus", 0.0008 * RMB),
         ("qwen-max", 0.0024 * RMB),
@@ -306,6 +327,13 @@ mod tests {
         assert_eq!(r.model_ratio("dall-e-3", 1), 20.0);
         assert_eq!(r.model_ratio("deepseek-chat", 36), 0.07);
         assert_eq!(r.model_ratio("no-such-model", 1), UNKNOWN_MODEL_RATIO);
+        assert_eq!(r.model_ratio("deepl-zh", 38), 12.5);
+        assert_eq!(r.model_ratio("hunyuan", 23), 7.143);
+        assert_eq!(r.model_ratio("chatglm_turbo", 16), 0.3572);
+        // Bedrock's Llama 3 has its own price, other channels the Groq one.
+        assert!((r.model_ratio("llama3-8b-8192", 33) - 0.15).abs() < 1e-9);
+        assert!((r.completion_ratio("llama3-8b-8192", 33) - 2.0).abs() < 1e-9);
+        assert_eq!(r.model_ratio("llama3-8b-8192", 29), 0.025);
         assert_eq!(r.group_ratio("vip"), 1.0);
         assert_eq!(r.group_ratio("nobody"), 1.0);
     }

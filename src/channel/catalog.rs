@@ -8,7 +8,7 @@ pub struct ChannelType {
     pub id: i64,
     pub name: &'static str,
     pub base_url: &'static str,
-    /// Speaks OpenAI's `/v1/chat/completions` at `base_url` (testable by `channel::test`).
+    /// Speaks OpenAI's `/v1/chat/completions` at `base_url` (models can be fetched from it).
     pub openai_compatible: bool,
     pub models: &'static [&'static str],
 }
@@ -135,6 +135,11 @@ pub const TYPES: &[ChannelType] = &[
             "glm-4-flash",
             "glm-3-turbo",
             "embedding-2",
+            "cogview-3",
+            "chatglm_turbo",
+            "chatglm_pro",
+            "chatglm_std",
+            "chatglm_lite",
         ],
     ),
     t(
@@ -253,7 +258,18 @@ pub const TYPES: &[ChannelType] = &[
         true,
         &["step-1-8k", "step-1-32k", "step-1-128k"],
     ),
-    t(33, "AwsClaude", "", false, &["claude-3-haiku-20240307"]),
+    t(
+        33,
+        "AwsClaude",
+        "",
+        false,
+        &[
+            "claude-3-haiku-20240307",
+            "claude-3-5-sonnet-20241022",
+            "llama3-8b-8192",
+            "llama3-70b-8192",
+        ],
+    ),
     t(34, "Coze", "https://api.coze.com", false, &[]),
     t(
         35,

@@ -1,5 +1,6 @@
-//! AWS Bedrock Claude (channel type 33): glue around [`crate::adaptors::bedrock`] and the
-//! Anthropic translators. Credentials from the channel config (`ak`, `sk`, `region`, as One
+//! AWS Bedrock (channel type 33): glue around [`crate::adaptors::bedrock`]: Claude models through
+//! the Anthropic translators, Meta's Llama models (`llama3-*`, `meta.llama*` ids) through
+//! Bedrock's Llama body. Credentials from the channel config (`ak`, `sk`, `region`, as One
 //! API), or a key `AK|SK|REGION`. Signing reads the clock; otherwise pure.
 
 use serde_json::Value;
@@ -7,10 +8,10 @@ use serde_json::Value;
 use super::anthropic::AnthropicStream;
 use super::openai::openai_error;
 use super::types::RelayMode;
-use super::{Adaptor, Ctx, StreamTranslator, UpstreamRequest};
+use super::{Adaptor, Ctx, HoldUsage, StreamTranslator, UpstreamRequest};
 use crate::adaptors::{anthropic, bedrock as wire};
 
-/// The Bedrock (Claude) adaptor.
+/// The Bedrock (Claude and Llama) adaptor.
 #[derive(Debug)]
 pub struct Bedrock;
 
@@ -100,6 +101,9 @@ impl Adaptor for Bedrock {
         if ctx.mode != RelayMode::ChatCompletions {
             return Err("this endpoint is not supported by AWS Bedrock channels".into());
         }
+        if wire::is_llama(ctx.model) {
+            return wire::to_llama_body(&body);
+        }
         Ok(wire::to_invoke_body(anthropic::to_messages_request(&body)?))
     }
 
@@ -124,12 +128,29 @@ impl Adaptor for Bedrock {
         })
     }
 
-    fn convert_response(&self, _ctx: &Ctx, body: &[u8]) -> Result<Value, Value> {
+    fn convert_response(&self, ctx: &Ctx, body: &[u8]) -> Result<Value, Value> {
         let v: Value = serde_json::from_slice(body).map_err(|_| openai_error(502, body))?;
+        if wire::is_llama(ctx.model) {
+            return Ok(wire::from_llama_response(
+                &v,
+                ctx.model,
+                &completion_id(),
+                crate::store::now(),
+            ));
+        }
         Ok(anthropic::from_messages_response(&v, crate::store::now()).0)
     }
 
-    fn stream_translator(&self, _ctx: &Ctx) -> Option<Box<dyn StreamTranslator>> {
+    fn stream_translator(&self, ctx: &Ctx) -> Option<Box<dyn StreamTranslator>> {
+        if wire::is_llama(ctx.model) {
+            let inner = LlamaStream {
+                model: ctx.model.to_string(),
+                id: completion_id(),
+                created: crate::store::now(),
+                prompt_tokens: 0,
+            };
+            return Some(Box::new(HoldUsage::new(inner, ctx.model)));
+        }
         Some(Box::new(Stream(AnthropicStream::new())))
     }
 
@@ -138,14 +159,55 @@ impl Adaptor for Bedrock {
     }
 }
 
+fn completion_id() -> String {
+    format!("chatcmpl-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn exception(kind: &str, payload: &str) -> Option<Value> {
+    let exception = kind.strip_prefix("exception:")?;
+    let mut e = openai_error(500, payload.as_bytes());
+    e["code"] = Value::String(exception.to_string());
+    Some(e)
+}
+
+/// Event-stream messages -> the Llama chunks inside -> OpenAI chunks (usage on the last).
+struct LlamaStream {
+    model: String,
+    id: String,
+    created: i64,
+    prompt_tokens: i64,
+}
+
+impl StreamTranslator for LlamaStream {
+    fn on_event(&mut self, kind: &str, payload: &str) -> Result<Vec<Value>, Value> {
+        if let Some(e) = exception(kind, payload) {
+            return Err(e);
+        }
+        Ok(wire::chunk_json(payload)
+            .map(|c| {
+                wire::llama_stream_chunk(
+                    &c,
+                    &mut self.prompt_tokens,
+                    &self.model,
+                    &self.id,
+                    self.created,
+                )
+            })
+            .into_iter()
+            .collect())
+    }
+
+    fn finish(&mut self) -> Vec<Value> {
+        vec![]
+    }
+}
+
 /// Event-stream messages -> the Anthropic events inside -> OpenAI chunks.
 struct Stream(AnthropicStream);
 
 impl StreamTranslator for Stream {
     fn on_event(&mut self, kind: &str, payload: &str) -> Result<Vec<Value>, Value> {
-        if let Some(exception) = kind.strip_prefix("exception:") {
-            let mut e = openai_error(500, payload.as_bytes());
-            e["code"] = Value::String(exception.to_string());
+        if let Some(e) = exception(kind, payload) {
             return Err(e);
         }
         match wire::chunk_event(payload) {

@@ -25,7 +25,7 @@ use super::auth::TokenAuth;
 use super::route::{self, Channel};
 use super::sse::{SseDecoder, SseProcessor};
 use super::types::{RelayMode, RequestMeta, Usage, multipart_field};
-use super::{Ctx, StreamTranslator, adaptor_for, reload_routing};
+use super::{Ctx, StreamTranslator, adaptor_for_model, reload_routing};
 use crate::adaptors::bedrock::EventStreamDecoder;
 use crate::adaptors::image_fetch::{self, FetchPolicy};
 use crate::adaptors::{anthropic_inbound, gemini_inbound};
@@ -516,6 +516,9 @@ pub(crate) enum Front {
     /// Gemini's `POST /v1beta/models/{model}:generateContent` (or `:streamGenerateContent`);
     /// `native` is passed through untouched to Gemini channels (the model goes in the URL).
     Gemini { native: Value },
+    /// Gemini's `:embedContent` (`batch` false) or `:batchEmbedContents`; `native` is passed
+    /// through to Gemini channels (the mapped model in the URL and in each request).
+    GeminiEmbed { native: Value, batch: bool },
 }
 
 impl Front {
@@ -524,6 +527,7 @@ impl Front {
         match self {
             Front::Anthropic { native } if channel_type == 14 => Some(native),
             Front::Gemini { native } if channel_type == 24 => Some(native),
+            Front::GeminiEmbed { native, .. } if channel_type == 24 => Some(native),
             _ => None,
         }
     }
@@ -533,6 +537,22 @@ impl Front {
 /// Gemini's is in the URL), the channel's system prompt forced.
 fn native_body(front: &Front, native: &Value, channel: &Channel, model: &str) -> (Bytes, bool) {
     let mut v = native.clone();
+    if let Front::GeminiEmbed { batch, .. } = front {
+        if *batch {
+            for r in v
+                .get_mut("requests")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                r["model"] = Value::String(format!("models/{model}"));
+            }
+        }
+        return (
+            Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+            false,
+        );
+    }
     let gemini = matches!(front, Front::Gemini { .. });
     if !gemini {
         v["model"] = Value::String(model.to_string());
@@ -588,6 +608,15 @@ pub(crate) async fn read_front_body(
 /// Validates an OpenAI chat body built by a front door (same rules as `/v1/chat/completions`).
 pub(crate) fn parse_chat(req: &HttpRequest, body: &Bytes) -> Result<RequestMeta, AppError> {
     parse_request(req, RelayMode::ChatCompletions, body)
+}
+
+/// Validates an OpenAI body built by a front door for `mode` (same rules as its `/v1` route).
+pub(crate) fn parse_as(
+    req: &HttpRequest,
+    mode: RelayMode,
+    body: &Bytes,
+) -> Result<RequestMeta, AppError> {
+    parse_request(req, mode, body)
 }
 
 /// The relay proper, for any front door: pick, reserve, send (retrying), answer, settle.
@@ -680,7 +709,7 @@ pub(crate) async fn run(
             channel.map_model(&meta.model),
             Some(channel.id),
         );
-        let adaptor = adaptor_for(channel.r#type);
+        let adaptor = adaptor_for_model(channel.r#type, channel.map_model(&meta.model));
         let force_usage =
             state.cfg.enforce_include_usage || adaptor.supports_include_usage(channel.r#type);
         let mapped = channel.map_model(&meta.model).to_string();
@@ -717,6 +746,9 @@ pub(crate) async fn run(
             }
         };
         let mut up = adaptor.build_request(&ctx);
+        if native.is_some() && matches!(front, Front::GeminiEmbed { batch: false, .. }) {
+            up.url = up.url.replace(":batchEmbedContents", ":embedContent");
+        }
         up.headers.extend(adaptor.sign(&ctx, &up.url, &body));
         let body_type = if translated {
             "application/json"
@@ -828,6 +860,9 @@ pub(crate) async fn run(
                         Front::Gemini { .. } => {
                             gemini_inbound::to_generate_response(&v, &meta.model, &u)
                         }
+                        Front::GeminiEmbed { batch, .. } => {
+                            gemini_inbound::to_embed_response(&v, batch)
+                        }
                         _ => {
                             let mut out = anthropic_inbound::to_messages_response(&v, &u);
                             out["model"] = Value::String(meta.model.clone());
@@ -850,6 +885,8 @@ pub(crate) async fn run(
                     adaptor.stream_translator(&ctx).map(|t| {
                         let d = if adaptor.event_stream() {
                             Decoder::Aws(EventStreamDecoder::default())
+                        } else if adaptor.whole_answer_stream() {
+                            Decoder::Whole(Vec::new())
                         } else {
                             Decoder::Sse(SseDecoder::default())
                         };
@@ -864,7 +901,7 @@ pub(crate) async fn run(
                     (Front::Anthropic { .. }, None) => {
                         Out::Anthropic(anthropic_inbound::StreamToAnthropic::new(&meta.model))
                     }
-                    (Front::Gemini { .. }, None) => {
+                    (Front::Gemini { .. } | Front::GeminiEmbed { .. }, None) => {
                         Out::Gemini(gemini_inbound::StreamToGemini::new(&meta.model))
                     }
                 };
@@ -1018,7 +1055,7 @@ async fn send(
         return Err(upstream_failure(status, adaptor.map_error(status, &body)));
     }
     if meta.stream && mode.is_streamable() {
-        if content_type.starts_with("application/json") {
+        if content_type.starts_with("application/json") && !adaptor.whole_answer_stream() {
             let body = resp.bytes().await.unwrap_or_default();
             return Err(upstream_failure(500, adaptor.map_error(500, &body)));
         }
@@ -1101,6 +1138,8 @@ enum Decoder {
     Sse(SseDecoder),
     /// AWS's binary event stream (Bedrock).
     Aws(EventStreamDecoder),
+    /// A whole JSON answer (an upstream that does not stream), one event at the end.
+    Whole(Vec<u8>),
 }
 
 impl Decoder {
@@ -1108,6 +1147,10 @@ impl Decoder {
         match self {
             Decoder::Sse(d) => d.feed(chunk),
             Decoder::Aws(d) => d.feed(chunk),
+            Decoder::Whole(buf) => {
+                buf.extend_from_slice(chunk);
+                vec![]
+            }
         }
     }
 
@@ -1115,6 +1158,10 @@ impl Decoder {
         match self {
             Decoder::Sse(d) => d.finish(),
             Decoder::Aws(_) => vec![],
+            Decoder::Whole(buf) => vec![(
+                String::new(),
+                String::from_utf8_lossy(&std::mem::take(buf)).into_owned(),
+            )],
         }
     }
 }

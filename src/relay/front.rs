@@ -1,6 +1,7 @@
 //! Native front doors beyond One API: Anthropic's `POST /v1/messages` (Claude Code, the
 //! `anthropic` SDKs) and Gemini's `POST /v1beta/models/{model}:generateContent` /
-//! `:streamGenerateContent` (the `google-genai` SDKs). The request is authorised like any `/v1`
+//! `:streamGenerateContent` / `:countTokens` / `:embedContent` / `:batchEmbedContents` (the
+//! `google-genai` SDKs). The request is authorised like any `/v1`
 //! call (`x-api-key`, `x-goog-api-key`, `?key=` on `/v1beta`, or Bearer), turned into OpenAI's
 //! format for routing, pricing and channels of other formats, and passed through untouched to
 //! channels of the same format. Answers and errors use the front door's shapes.
@@ -102,7 +103,9 @@ fn gemini_error(e: V1Error) -> HttpResponse {
     HttpResponse::build(status).json(gemini_inbound::error_body(status.as_u16(), msg))
 }
 
-/// `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`
+/// `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent`, `:countTokens`
+/// (counted locally, `{"totalTokens": n}`, nothing sent or billed), `:embedContent` and
+/// `:batchEmbedContents` (the relay's embeddings call, billed as embeddings).
 pub async fn gemini_generate(
     req: HttpRequest,
     target: web::Path<String>,
@@ -123,11 +126,20 @@ async fn gemini_inner(
     auth: Result<TokenAuth, V1Error>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, V1Error> {
-    let (model, stream) = match target.rsplit_once(':') {
-        Some((m, "generateContent")) => (m.to_string(), false),
-        Some((m, "streamGenerateContent")) => (m.to_string(), true),
-        _ => return Err(AppError::NotFound(format!("unknown method: {target}")).into()),
+    let Some((model, method)) = target.rsplit_once(':') else {
+        return Err(AppError::NotFound(format!("unknown method: {target}")).into());
     };
+    let model = model.to_string();
+    if !matches!(
+        method,
+        "generateContent"
+            | "streamGenerateContent"
+            | "countTokens"
+            | "embedContent"
+            | "batchEmbedContents"
+    ) {
+        return Err(AppError::NotFound(format!("unknown method: {target}")).into());
+    }
     let auth = auth?;
     let state: AppState = state.get_ref().clone();
     let raw = forward::read_front_body(&state, payload).await?;
@@ -136,21 +148,42 @@ async fn gemini_inner(
     if !native.is_object() {
         return Err(AppError::bad_request("invalid request body: expected a JSON object").into());
     }
-    let openai = gemini_inbound::from_generate_request(&native, &model, stream)
-        .map_err(AppError::bad_request)?;
+    let (openai, mode, path, front) = match method {
+        "countTokens" => {
+            let openai = gemini_inbound::from_count_tokens_request(&native, &model)
+                .map_err(AppError::bad_request)?;
+            auth.check_model(&model)?;
+            let msgs = openai
+                .get("messages")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let n = crate::tokenizer::count_messages_async(model, msgs, raw.len()).await;
+            return Ok(HttpResponse::Ok().json(serde_json::json!({ "totalTokens": n })));
+        }
+        "embedContent" | "batchEmbedContents" => {
+            let batch = method == "batchEmbedContents";
+            let openai = gemini_inbound::from_embed_request(&native, &model, batch)
+                .map_err(AppError::bad_request)?;
+            let front = Front::GeminiEmbed { native, batch };
+            (openai, RelayMode::Embeddings, "/v1/embeddings", front)
+        }
+        _ => {
+            let stream = method == "streamGenerateContent";
+            let openai = gemini_inbound::from_generate_request(&native, &model, stream)
+                .map_err(AppError::bad_request)?;
+            let front = Front::Gemini { native };
+            (
+                openai,
+                RelayMode::ChatCompletions,
+                "/v1/chat/completions",
+                front,
+            )
+        }
+    };
     let body = Bytes::from(serde_json::to_vec(&openai).unwrap_or_default());
-    let meta = forward::parse_chat(&req, &body)?;
-    forward::run(
-        &req,
-        auth,
-        state,
-        RelayMode::ChatCompletions,
-        body,
-        meta,
-        "/v1/chat/completions".to_string(),
-        Front::Gemini { native },
-    )
-    .await
+    let meta = forward::parse_as(&req, mode, &body)?;
+    forward::run(&req, auth, state, mode, body, meta, path.to_string(), front).await
 }
 
 /// `POST /v1/messages/count_tokens` (Claude Code asks before sending): the prompt tokens the

@@ -6,6 +6,7 @@
 //! Adaptors are pure and synchronous; other wire formats plug in through [`Adaptor`] and
 //! [`adaptor_for`].
 
+pub mod aiproxy;
 pub mod anthropic;
 pub mod auth;
 pub mod azure;
@@ -17,10 +18,12 @@ pub mod front;
 pub mod gemini;
 pub mod handlers;
 pub mod openai;
+pub mod palm;
 pub mod route;
 pub mod sse;
 pub mod tencent;
 pub mod types;
+pub mod zhipu;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,6 +92,54 @@ pub trait StreamTranslator: Send {
     fn finish(&mut self) -> Vec<Value>;
 }
 
+/// Wraps a translator whose chunks carry `usage`: the usage is taken off them and sent once, in
+/// a usage-only chunk at the end (as OpenAI does; the relay drops it when the client did not ask
+/// for it).
+pub struct HoldUsage<T> {
+    pub inner: T,
+    pub model: String,
+    pub usage: Option<Value>,
+}
+
+impl<T: StreamTranslator> HoldUsage<T> {
+    pub fn new(inner: T, model: &str) -> Self {
+        HoldUsage {
+            inner,
+            model: model.to_string(),
+            usage: None,
+        }
+    }
+
+    fn take_usage(&mut self, chunks: &mut [Value]) {
+        for c in chunks {
+            if let Some(u) = c.as_object_mut().and_then(|o| o.remove("usage"))
+                && !u.is_null()
+            {
+                self.usage = Some(u);
+            }
+        }
+    }
+}
+
+impl<T: StreamTranslator> StreamTranslator for HoldUsage<T> {
+    fn on_event(&mut self, event: &str, data: &str) -> Result<Vec<Value>, Value> {
+        let mut chunks = self.inner.on_event(event, data)?;
+        self.take_usage(&mut chunks);
+        Ok(chunks)
+    }
+
+    fn finish(&mut self) -> Vec<Value> {
+        let mut out = self.inner.finish();
+        self.take_usage(&mut out);
+        if let Some(u) = self.usage.take() {
+            out.push(serde_json::json!({
+                "object": "chat.completion.chunk", "model": self.model, "choices": [], "usage": u,
+            }));
+        }
+        out
+    }
+}
+
 /// A wire format. Pure and synchronous: JSON in, JSON out; `forward` does the I/O.
 pub trait Adaptor: Sync + std::fmt::Debug {
     /// URL and auth headers for one call.
@@ -126,6 +177,11 @@ pub trait Adaptor: Sync + std::fmt::Debug {
     fn event_stream(&self) -> bool {
         false
     }
+    /// Whether the upstream cannot stream (PaLM): a stream request gets one JSON answer, handed
+    /// whole to the stream translator as a single event when it ends.
+    fn whole_answer_stream(&self) -> bool {
+        false
+    }
     /// The translator for a stream answer; `None` = the upstream already sends OpenAI chunks.
     fn stream_translator(&self, _ctx: &Ctx) -> Option<Box<dyn StreamTranslator>> {
         None
@@ -147,13 +203,24 @@ pub trait Adaptor: Sync + std::fmt::Debug {
 pub fn adaptor_for(channel_type: i64) -> &'static dyn Adaptor {
     match channel_type {
         3 => &azure::Azure,
+        11 => &palm::Palm,
         14 => &anthropic::Anthropic,
+        21 => &aiproxy::AiProxyLibrary,
         23 => &tencent::Tencent,
         24 => &gemini::Gemini,
         33 => &bedrock::Bedrock,
         34 => &coze::Coze,
         38 => &deepl::DeepL,
         _ => &openai::OpenAi,
+    }
+}
+
+/// The adaptor for a channel type and the upstream model: as [`adaptor_for`], except that Zhipu's
+/// `chatglm_*` models use its v3 API (other Zhipu models, v4, speak OpenAI's format).
+pub fn adaptor_for_model(channel_type: i64, model: &str) -> &'static dyn Adaptor {
+    match channel_type {
+        16 if crate::adaptors::zhipu::is_v3(model) => &zhipu::ZhipuV3,
+        _ => adaptor_for(channel_type),
     }
 }
 

@@ -46,7 +46,8 @@ impl Channel {
     }
 }
 
-fn from_row(c: &channels::Channel) -> Channel {
+/// A channel row as the relay sees it (model mapping parsed, config fields read).
+pub fn from_row(c: &channels::Channel) -> Channel {
     let model_mapping = if c.model_mapping.trim().is_empty() {
         HashMap::new()
     } else {

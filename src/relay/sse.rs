@@ -164,7 +164,7 @@ impl SseProcessor {
 
 /// Splits a provider's SSE bytes into events (`event:` name, joined `data:`), for streams that
 /// are translated rather than passed through. Handles CRLF, events split across chunks, comments
-/// and `data:` without a space.
+/// and `data:` without a space. A non-standard `meta:` field (Zhipu v3) is an event named `meta`.
 #[derive(Debug, Default)]
 pub struct SseDecoder {
     buf: BytesMut,
@@ -212,6 +212,8 @@ impl SseDecoder {
         match field {
             "event" => self.event = value.to_string(),
             "data" => self.data.push(value.to_string()),
+            // Zhipu's v3 stream puts the usage in a `meta:` line: reported as its own event.
+            "meta" => out.push(("meta".to_string(), value.to_string())),
             _ => {}
         }
     }

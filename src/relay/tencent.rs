@@ -1,6 +1,6 @@
 //! Tencent Hunyuan (channel type 23): glue around [`crate::adaptors::tencent`]: `POST {base}/`
-//! with TC3-HMAC-SHA256 signing from a key `APPID|SECRET_ID|SECRET_KEY`. Chat only. Signing reads
-//! the clock; otherwise pure.
+//! with TC3-HMAC-SHA256 signing from a key `APPID|SECRET_ID|SECRET_KEY`. Chat (`ChatCompletions`)
+//! and embeddings (`GetEmbedding`). Signing reads the clock; otherwise pure.
 
 use serde_json::Value;
 
@@ -30,10 +30,11 @@ impl Adaptor for Tencent {
     }
 
     fn convert_request(&self, ctx: &Ctx, body: Value) -> Result<Value, String> {
-        if ctx.mode != RelayMode::ChatCompletions {
-            return Err("this endpoint is not supported by Tencent channels".into());
+        match ctx.mode {
+            RelayMode::ChatCompletions => wire::to_chat_request(&body, ctx.model, ctx.stream),
+            RelayMode::Embeddings => wire::to_embedding_request(&body),
+            _ => Err("this endpoint is not supported by Tencent channels".into()),
         }
-        wire::to_chat_request(&body, ctx.model, ctx.stream)
     }
 
     fn sign(&self, ctx: &Ctx, url: &str, body: &[u8]) -> Vec<(String, String)> {
@@ -53,7 +54,7 @@ impl Adaptor for Tencent {
             id.unwrap_or_default(),
             secret.unwrap_or_default(),
             &host,
-            "ChatCompletions",
+            action(ctx.mode),
             body,
             now,
             &date,
@@ -62,7 +63,10 @@ impl Adaptor for Tencent {
 
     fn convert_response(&self, ctx: &Ctx, body: &[u8]) -> Result<Value, Value> {
         let v: Value = serde_json::from_slice(body).map_err(|_| wire::map_error(502, body))?;
-        wire::from_chat_response(&v, ctx.model)
+        match ctx.mode {
+            RelayMode::Embeddings => wire::from_embedding_response(&v, ctx.model),
+            _ => wire::from_chat_response(&v, ctx.model),
+        }
     }
 
     fn stream_translator(&self, ctx: &Ctx) -> Option<Box<dyn StreamTranslator>> {
@@ -74,6 +78,14 @@ impl Adaptor for Tencent {
 
     fn map_error(&self, status: u16, body: &[u8]) -> Value {
         wire::map_error(status, body)
+    }
+}
+
+/// The `X-TC-Action` for a relay mode.
+fn action(mode: RelayMode) -> &'static str {
+    match mode {
+        RelayMode::Embeddings => "GetEmbedding",
+        _ => "ChatCompletions",
     }
 }
 

@@ -237,9 +237,14 @@ async fn channel_test_and_balance(backend: Backend) {
         .unwrap()
         .unwrap();
     assert!(c.test_time > 0);
+    // Anthropic channels are tested through their adaptor: `/v1/messages`, which this mock
+    // does not serve (see channel_test_adaptors.rs for the full case).
     let r = root.get(&format!("/api/channel/test/{claude}")).await;
     assert_eq!(r["success"], false);
-    assert!(r["message"].as_str().unwrap().contains("not supported yet"));
+    assert!(
+        r["message"].as_str().unwrap().starts_with("HTTP 404"),
+        "{r}"
+    );
     let logs = root.get("/api/log/?type=5").await;
     assert_eq!(logs["data"].as_array().unwrap().len(), 2, "{logs}");
     assert!(!logs.to_string().contains("sk-upstream"));

@@ -6,6 +6,7 @@ mod relay_helpers;
 
 mod billing;
 mod billing_doc;
+mod channel_test_adaptors;
 mod channels;
 mod email;
 mod foundation;
@@ -23,7 +24,9 @@ mod relay_anthropic;
 mod relay_azure;
 mod relay_gemini;
 mod relay_gemini_front;
+mod relay_gemini_front_more;
 mod relay_messages;
+mod relay_more_vendors;
 mod relay_openai;
 mod relay_stream;
 mod relay_vendors;

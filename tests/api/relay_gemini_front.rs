@@ -189,7 +189,7 @@ async fn gemini_front_errors(backend: Backend) {
     let res = send(
         &app,
         &key,
-        "/v1beta/models/gpt-3.5-turbo:countTokens",
+        "/v1beta/models/gpt-3.5-turbo:predict",
         &request(),
     )
     .await;
