@@ -4,13 +4,17 @@
 
 pub mod anthropic;
 pub mod anthropic_inbound;
+pub mod baidu;
 pub mod bedrock;
 pub mod coze;
 pub mod deepl;
 pub mod gemini;
 pub mod gemini_inbound;
 pub mod image_fetch;
+pub mod replicate;
 pub mod tencent;
+pub mod vertex;
+pub mod xunfei;
 
 /// Token usage as billed: prompt includes cached input (read and creation), which providers
 /// report apart and which are kept for pricing.
