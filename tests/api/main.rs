@@ -23,6 +23,7 @@ mod relay_anthropic;
 mod relay_azure;
 mod relay_gemini;
 mod relay_gemini_front;
+mod relay_io_vendors;
 mod relay_messages;
 mod relay_openai;
 mod relay_stream;
