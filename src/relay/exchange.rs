@@ -55,8 +55,14 @@ pub(crate) enum Next {
     Done(Result<Exchanged, ExchangeError>),
 }
 
+/// Whether a channel type has its own steps here (every other type is sent as is, without
+/// calling [`prepare`]).
+pub(crate) fn applies(channel_type: i64) -> bool {
+    matches!(channel_type, 15 | 18 | 42 | 46)
+}
+
 /// The provider's own steps before (or instead of) the plain HTTP call `rb` (built from `up`
-/// with `body`).
+/// with `body`), for the types [`applies`] names.
 pub(crate) async fn prepare(
     state: &AppState,
     ctx: &Ctx<'_>,

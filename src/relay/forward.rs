@@ -743,9 +743,13 @@ pub(crate) async fn run(
             rb = rb.timeout(t);
         }
         // Providers with their own steps (access tokens, WebSocket, polling): `exchange`.
-        let outcome = match super::exchange::prepare(&state, &ctx, &up, &body, rb).await {
-            super::exchange::Next::Send(rb) => send(&state, *rb, &meta, adaptor, mode).await,
-            super::exchange::Next::Done(r) => exchanged(r),
+        let outcome = if super::exchange::applies(channel.r#type) {
+            match super::exchange::prepare(&state, &ctx, &up, &body, rb).await {
+                super::exchange::Next::Send(rb) => send(&state, *rb, &meta, adaptor, mode).await,
+                super::exchange::Next::Done(r) => exchanged(r),
+            }
+        } else {
+            send(&state, rb, &meta, adaptor, mode).await
         };
         let billing = |reservation, is_stream| Billing {
             reservation,
