@@ -177,9 +177,10 @@ pub fn error_of(v: &Value) -> Option<Value> {
         .and_then(Value::as_str)
         .unwrap_or("Baidu error");
     let code_num = code.as_i64().unwrap_or(0);
-    // 110/111: access token invalid or expired; 6, 13, 14, 15, 17, 18: rights, quota, QPS.
+    // 14, 15: the credentials themselves are refused (auto-disable may act). 110/111 (access
+    // token invalid or expired) are not: the relay drops the cached token and fetches another.
     let kind = match code_num {
-        110 | 111 | 13 | 14 | 15 => "authentication_error",
+        14 | 15 => "authentication_error",
         _ => "baidu_error",
     };
     let code = code
@@ -373,7 +374,12 @@ mod tests {
         let e = from_chat_response(&err, "m").unwrap_err();
         assert_eq!(e["code"], "110");
         assert!(is_token_error(&e));
-        assert_eq!(e["type"], "authentication_error");
+        assert_eq!(
+            e["type"], "baidu_error",
+            "a stale token must not disable the channel"
+        );
+        let refused = error_of(&json!({"error_code": 14, "error_msg": "IAM Certification failed"}));
+        assert_eq!(refused.unwrap()["type"], "authentication_error");
         assert_eq!(
             map_error(200, fixture("error.json").as_bytes())["code"],
             "110"

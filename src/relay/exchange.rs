@@ -242,7 +242,9 @@ async fn baidu_token(state: &AppState, ctx: &Ctx<'_>) -> Result<String, Exchange
         )
     })?;
     let (token, expires_in) = fetch_token(state.http.post(url), baidu::parse_token).await?;
-    keep_token(key, &token, expires_in);
+    // Baidu's tokens live 30 days; an hour at most here, so a token Baidu stops accepting on a
+    // path that cannot drop it (an error answer to a stream) is not used for long.
+    keep_token(key, &token, expires_in.min(3600));
     Ok(token)
 }
 
