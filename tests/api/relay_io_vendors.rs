@@ -16,6 +16,7 @@ use crate::relay_anthropic::{fixture, sse_events};
 use crate::relay_helpers::*;
 
 db_test!(
+    refused_credentials_are_401s_that_disable_the_channel,
     baidu_v1_uses_a_cached_access_token,
     vertex_ai_signs_a_jwt_and_serves_gemini_and_claude,
     xunfei_spark_over_websocket,
@@ -390,7 +391,9 @@ async fn vertex_ai_signs_a_jwt_and_serves_gemini_and_claude(backend: Backend) {
     app.finish().await;
 }
 
-/// A Spark mock: records each connection's request URI and first frame, then answers with
+const SPARK_SECRET: &str = "spark-secret";
+
+/// A Spark mock: checks the signature (401 when wrong, as Xunfei), records each connection's request URI and first frame, then answers with
 /// `frames` (or an error frame when the question is "bad").
 struct SparkMock {
     url: String,
@@ -415,7 +418,28 @@ async fn spark_mock(frames: Vec<Value>) -> SparkMock {
                 // tungstenite's callback signature, not ours.
                 #[allow(clippy::result_large_err)]
                 let cb = move |req: &Request, resp: Response| {
-                    *u.lock().unwrap() = req.uri().to_string();
+                    let uri = req.uri().to_string();
+                    *u.lock().unwrap() = uri.clone();
+                    // Xunfei's check: the signature over host, date and request line.
+                    let q = query(&uri);
+                    let auth = STANDARD
+                        .decode(q.get("authorization").cloned().unwrap_or_default())
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default();
+                    let sig = tollgate::adaptors::xunfei::signature(
+                        SPARK_SECRET,
+                        q.get("host").map(String::as_str).unwrap_or(""),
+                        q.get("date").map(String::as_str).unwrap_or(""),
+                        req.uri().path(),
+                    );
+                    if !auth.contains(&format!("signature=\"{sig}\"")) {
+                        let mut e = ErrorResponse::new(Some(
+                            r#"{"message":"HMAC signature does not match"}"#.to_string(),
+                        ));
+                        *e.status_mut() =
+                            tokio_tungstenite::tungstenite::http::StatusCode::UNAUTHORIZED;
+                        return Err(e);
+                    }
                     Ok::<_, ErrorResponse>(resp)
                 };
                 let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(sock, cb).await else {
@@ -634,5 +658,71 @@ async fn replicate_predictions_are_polled_and_streamed(backend: Backend) {
     }
     assert_eq!(user_row(&app, uid).await.quota, 1_000_000 - total);
     assert_eq!(before, 1_000_000 - total, "the failure was refunded");
+    app.finish().await;
+}
+
+async fn refused_credentials_are_401s_that_disable_the_channel(backend: Backend) {
+    use tollgate::store::channels::{STATUS_AUTO_DISABLED, STATUS_ENABLED};
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    set_option(&app, "AutomaticDisableChannelEnabled", "true").await;
+    // Baidu: the token endpoint refuses the client credentials.
+    let up = MockUpstream::start(|r| {
+        if r.path.starts_with("/oauth/2.0/token") {
+            Reply::json(
+                401,
+                json!({"error": "invalid_client", "error_description": "unknown client id"}),
+            )
+        } else {
+            Reply::json(
+                500,
+                json!({"error_code": 1, "error_msg": "must not be called"}),
+            )
+        }
+    })
+    .await;
+    let baidu = channel_with(&app, &up.url, "ERNIE-Speed-8K", |c| {
+        c.r#type = 15;
+        c.key = format!("bad-{}|secret", uuid::Uuid::new_v4().simple());
+    })
+    .await;
+    // Xunfei: a wrong APISecret; the mock rejects the handshake as Xunfei does.
+    let mock = spark_mock(vec![]).await;
+    let spark = channel_with(&app, &mock.url, "Spark-Lite", |c| {
+        c.r#type = 18;
+        c.key = "app-1|wrong-secret|spark-key".into();
+    })
+    .await;
+    let uid = user(&app, 1_000_000, "default", 1).await;
+    let (_, tk) = token(&app, uid, None).await;
+    for (model, channel, code) in [
+        ("ERNIE-Speed-8K", baidu, "invalid_client"),
+        ("Spark-Lite", spark, ""),
+    ] {
+        let body = json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+        let res = post(&app, &tk, "/v1/chat/completions", &body).await;
+        assert_eq!(res.status(), 401, "{model}");
+        let e: Value = res.json().await.unwrap();
+        if !code.is_empty() {
+            assert_eq!(e["error"]["code"], code);
+        }
+        let msg = e["error"]["message"].as_str().unwrap_or("");
+        assert!(!msg.contains("secret"), "{msg}");
+        eventually(|| {
+            let app = &app;
+            async move { channel_row(app, channel).await.status == STATUS_AUTO_DISABLED }
+        })
+        .await;
+    }
+    assert!(
+        up.requests().iter().all(|r| r.path.starts_with("/oauth/")),
+        "no chat call without a token"
+    );
+    assert!(mock.received.lock().unwrap().is_empty());
+    settled(&app).await;
+    assert!(consume_logs(&app, uid).await.is_empty());
+    assert_eq!(user_row(&app, uid).await.quota, 1_000_000, "refunded");
+    assert_ne!(STATUS_ENABLED, STATUS_AUTO_DISABLED);
     app.finish().await;
 }
