@@ -168,9 +168,19 @@ pub fn to_frame(req: &Value, app_id: &str, domain: &str) -> Result<Value, String
     {
         header["uid"] = json!(u.chars().take(32).collect::<String>());
     }
-    Ok(
-        json!({"header": header, "parameter": {"chat": chat}, "payload": {"message": {"text": text}}}),
-    )
+    let mut payload = json!({"message": {"text": text}});
+    // Function calling: the tools' functions (`name`, `description`, `parameters`).
+    let functions: Vec<Value> = req
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("function").cloned())
+        .collect();
+    if !functions.is_empty() {
+        payload["functions"] = json!({"text": functions});
+    }
+    Ok(json!({"header": header, "parameter": {"chat": chat}, "payload": payload}))
 }
 
 /// The HTTP status for a Spark error code (for retry and auto-disable).
@@ -227,6 +237,28 @@ fn text_of(frame: &Value) -> String {
         .collect()
 }
 
+/// A frame's `function_call` as OpenAI `tool_calls` (the id from the session id).
+fn tool_calls_of(frame: &Value) -> Option<Value> {
+    let call = frame
+        .pointer("/payload/choices/text")
+        .and_then(Value::as_array)?
+        .iter()
+        .find_map(|t| t.get("function_call").filter(|c| c.is_object()))?;
+    let arguments = match call.get("arguments") {
+        Some(Value::String(s)) => s.clone(),
+        Some(v) if !v.is_null() => v.to_string(),
+        _ => "{}".into(),
+    };
+    let sid = frame
+        .pointer("/header/sid")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    Some(
+        json!([{"index": 0, "id": format!("call_{sid}"), "type": "function",
+        "function": {"name": call.get("name").cloned().unwrap_or_default(), "arguments": arguments}}]),
+    )
+}
+
 fn usage_of(frame: &Value) -> Option<Value> {
     let u = frame.pointer("/payload/usage/text")?;
     let get = |k: &str| u.get(k).and_then(Value::as_i64).unwrap_or(0);
@@ -244,10 +276,19 @@ pub fn frame_to_chunk(
     if let Some((_, e)) = frame_error(frame) {
         return Err(e);
     }
+    let calls = tool_calls_of(frame);
+    let finish = match (is_last(frame), calls.is_some()) {
+        (_, true) => json!("tool_calls"),
+        (true, false) => json!("stop"),
+        _ => Value::Null,
+    };
+    let mut delta = json!({"role": "assistant", "content": text_of(frame)});
+    if let Some(c) = calls {
+        delta["tool_calls"] = c;
+    }
     let chunk = json!({
         "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-        "choices": [{"index": 0, "delta": {"role": "assistant", "content": text_of(frame)},
-            "finish_reason": if is_last(frame) { json!("stop") } else { Value::Null }}],
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     });
     Ok((vec![chunk], usage_of(frame)))
 }
@@ -256,17 +297,29 @@ pub fn frame_to_chunk(
 pub fn from_frames(frames: &[Value], model: &str, id: &str, created: i64) -> Result<Value, Value> {
     let mut text = String::new();
     let mut usage = None;
+    let mut calls = None;
     for f in frames {
         if let Some((_, e)) = frame_error(f) {
             return Err(e);
         }
         text.push_str(&text_of(f));
         usage = usage_of(f).or(usage);
+        calls = tool_calls_of(f).or(calls);
     }
+    let mut message = json!({"role": "assistant", "content": text});
+    let finish = match calls {
+        Some(mut c) => {
+            if let Some(o) = c[0].as_object_mut() {
+                o.remove("index");
+            }
+            message["tool_calls"] = c;
+            "tool_calls"
+        }
+        None => "stop",
+    };
     let mut out = json!({
         "id": id, "object": "chat.completion", "created": created, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-            "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
     });
     if let Some(u) = usage {
         out["usage"] = u;
@@ -377,6 +430,30 @@ mod tests {
         assert_eq!(text, "你好！我是讯飞星火。");
         assert!(is_last(fs.last().unwrap()) && !is_last(&fs[0]));
         assert_eq!(usage.unwrap()["total_tokens"], 12);
+        // Function calling both ways.
+        let tools = json!({"messages": [{"role": "user", "content": "weather?"}],
+            "tools": [{"type": "function", "function": {"name": "get_weather",
+                "description": "d", "parameters": {"type": "object"}}}]});
+        let f = to_frame(&tools, "a", "generalv3.5").unwrap();
+        assert_eq!(
+            f["payload"]["functions"],
+            json!({"text": [{"name": "get_weather", "description": "d",
+                "parameters": {"type": "object"}}]})
+        );
+        let call = json!({"header": {"code": 0, "sid": "s1", "status": 2},
+            "payload": {"choices": {"status": 2, "seq": 0, "text": [{"content": "", "role": "assistant",
+                "index": 0, "function_call": {"name": "get_weather",
+                    "arguments": "{\"city\":\"Hefei\"}"}}]}}});
+        let out = from_frames(std::slice::from_ref(&call), "m", "i", 1).unwrap();
+        assert_eq!(out["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(
+            out["choices"][0]["message"]["tool_calls"],
+            json!([{"id": "call_s1", "type": "function",
+                "function": {"name": "get_weather", "arguments": "{\"city\":\"Hefei\"}"}}])
+        );
+        let (c, _) = frame_to_chunk(&call, "m", "i", 1).unwrap();
+        assert_eq!(c[0]["choices"][0]["delta"]["tool_calls"][0]["index"], 0);
+        assert_eq!(c[0]["choices"][0]["finish_reason"], "tool_calls");
         let err = json!({"header": {"code": 11200, "message": "AppIdNoAuthError", "sid": "x", "status": 2}});
         let (status, e) = frame_error(&err).unwrap();
         assert_eq!((status, e["code"].as_str()), (403, Some("11200")));
