@@ -75,6 +75,82 @@ pub fn to_prediction(req: &Value, stream: bool) -> Result<Value, String> {
     Ok(out)
 }
 
+/// The aspect ratio (of those image models take) nearest to an OpenAI `size` (`WxH`).
+pub fn aspect_ratio(size: &str) -> &'static str {
+    const RATIOS: [(&str, f64); 9] = [
+        ("1:1", 1.0),
+        ("16:9", 16.0 / 9.0),
+        ("9:16", 9.0 / 16.0),
+        ("3:2", 1.5),
+        ("2:3", 2.0 / 3.0),
+        ("4:5", 0.8),
+        ("5:4", 1.25),
+        ("21:9", 21.0 / 9.0),
+        ("9:21", 9.0 / 21.0),
+    ];
+    let want = size
+        .split_once('x')
+        .and_then(|(w, h)| Some(w.parse::<f64>().ok()? / h.parse::<f64>().ok()?))
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .unwrap_or(1.0);
+    RATIOS
+        .iter()
+        .min_by(|a, b| {
+            (a.1.ln() - want.ln())
+                .abs()
+                .total_cmp(&(b.1.ln() - want.ln()).abs())
+        })
+        .map(|r| r.0)
+        .unwrap_or("1:1")
+}
+
+/// An OpenAI image request as a prediction body for an image model (flux, ...): `prompt`,
+/// `aspect_ratio` from `size`, `num_outputs` when `n` > 1.
+pub fn to_image_prediction(req: &Value) -> Result<Value, String> {
+    let prompt = req
+        .get("prompt")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+        .ok_or("prompt is required")?;
+    let size = req
+        .get("size")
+        .and_then(Value::as_str)
+        .unwrap_or("1024x1024");
+    let mut input = json!({"prompt": prompt, "aspect_ratio": aspect_ratio(size)});
+    if let Some(n) = req.get("n").and_then(Value::as_i64).filter(|n| *n > 1) {
+        input["num_outputs"] = json!(n);
+    }
+    Ok(json!({"input": input}))
+}
+
+/// The image URLs (or data URIs) of a finished image prediction.
+pub fn image_outputs(pred: &Value) -> Result<Vec<String>, Value> {
+    if status(pred) != "succeeded" {
+        return Err(failure(pred));
+    }
+    let out: Vec<String> = match pred.get("output") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect(),
+        _ => vec![],
+    };
+    if out.is_empty() {
+        return Err(
+            json!({"message": "the prediction has no output", "type": "replicate_error",
+            "param": "", "code": "bad_response"}),
+        );
+    }
+    Ok(out)
+}
+
+/// OpenAI's image answer for items (`{"url"}` or `{"b64_json"}` each).
+pub fn image_response(items: Vec<Value>, created: i64) -> Value {
+    json!({"created": created, "data": items})
+}
+
 /// A prediction's `status` (`starting`, `processing`, `succeeded`, `failed`, `canceled`).
 pub fn status(pred: &Value) -> &str {
     pred.get("status").and_then(Value::as_str).unwrap_or("")
@@ -224,6 +300,28 @@ mod tests {
         .unwrap();
         assert_eq!(plain["input"]["max_tokens"], 500);
         assert!(plain.get("stream").is_none());
+    }
+
+    #[test]
+    fn images() {
+        assert_eq!(aspect_ratio("1024x1024"), "1:1");
+        assert_eq!(aspect_ratio("1792x1024"), "16:9");
+        assert_eq!(aspect_ratio("1024x1792"), "9:16");
+        assert_eq!(aspect_ratio("nonsense"), "1:1");
+        assert_eq!(
+            to_image_prediction(&json!({"prompt": "a cat", "size": "1536x1024", "n": 2})).unwrap(),
+            json!({"input": {"prompt": "a cat", "aspect_ratio": "3:2", "num_outputs": 2}})
+        );
+        assert!(to_image_prediction(&json!({"prompt": ""})).is_err());
+        let done = json!({"status": "succeeded", "output": ["https://replicate.delivery/a.webp"]});
+        assert_eq!(
+            image_outputs(&done).unwrap(),
+            vec!["https://replicate.delivery/a.webp"]
+        );
+        let one = json!({"status": "succeeded", "output": "https://replicate.delivery/b.png"});
+        assert_eq!(image_outputs(&one).unwrap().len(), 1);
+        assert!(image_outputs(&json!({"status": "succeeded", "output": null})).is_err());
+        assert!(image_outputs(&json!({"status": "failed", "error": "nsfw"})).is_err());
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!   becomes SSE `data:` lines for the adaptor's stream translator; a whole answer, a JSON
 //!   array of frames for `convert_response`).
 //! - Replicate (46): a prediction created (`Prefer: wait`), then polled at `urls.get` until it
-//!   ends; a stream reads `urls.stream`.
+//!   ends; a stream reads `urls.stream`; an image prediction's output becomes OpenAI's image
+//!   answer (URLs, or the images fetched for `b64_json`).
 //!
 //! Access tokens are cached per credentials (so per channel) until shortly before they expire.
 //! Errors keep the provider's status so retry and auto-disable decide as for any upstream.
@@ -383,7 +384,68 @@ async fn replicate_exchange(
     if replicate::status(&pred) != "succeeded" {
         return Err(upstream(500, replicate::failure(&pred)));
     }
+    if ctx.mode == super::types::RelayMode::ImagesGenerations {
+        return replicate_images(state, ctx, &pred).await;
+    }
     Ok(Exchanged::Full(body))
+}
+
+/// The largest image fetched for a `b64_json` answer.
+const MAX_IMAGE: usize = 20 << 20;
+
+/// A finished image prediction as OpenAI's image answer: the output URLs, or (for
+/// `response_format: b64_json`) the images fetched and encoded.
+async fn replicate_images(
+    state: &AppState,
+    ctx: &Ctx<'_>,
+    pred: &Value,
+) -> Result<Exchanged, ExchangeError> {
+    use base64::Engine;
+    let outputs = replicate::image_outputs(pred).map_err(|e| upstream(500, e))?;
+    let b64 = ctx
+        .request
+        .and_then(|r| r.get("response_format"))
+        .and_then(Value::as_str)
+        == Some("b64_json");
+    let mut items = Vec::with_capacity(outputs.len());
+    for out in outputs {
+        if !b64 {
+            items.push(json!({"url": out}));
+            continue;
+        }
+        if let Some((_, data)) = out.split_once(";base64,") {
+            items.push(json!({"b64_json": data}));
+            continue;
+        }
+        let resp = state
+            .http
+            .get(&out)
+            .timeout(Duration::from_secs(60))
+            .send()
+            .await
+            .map_err(|e| transport(format!("fetching the image failed: {}", quiet(&e))))?;
+        if !resp.status().is_success() {
+            return Err(transport(format!(
+                "fetching the image failed: status {}",
+                resp.status().as_u16()
+            )));
+        }
+        let mut bytes = Vec::new();
+        let mut parts = resp.bytes_stream();
+        while let Some(part) = parts.next().await {
+            let part =
+                part.map_err(|e| transport(format!("fetching the image failed: {}", quiet(&e))))?;
+            if bytes.len() + part.len() > MAX_IMAGE {
+                return Err(transport("the image is too large".into()));
+            }
+            bytes.extend_from_slice(&part);
+        }
+        items.push(json!({"b64_json": base64::engine::general_purpose::STANDARD.encode(&bytes)}));
+    }
+    let answer = replicate::image_response(items, crate::store::now());
+    Ok(Exchanged::Full(Bytes::from(
+        serde_json::to_vec(&answer).unwrap_or_default(),
+    )))
 }
 
 // --- Xunfei (WebSocket) ----------------------------------------------------------------------

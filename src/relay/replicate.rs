@@ -1,7 +1,7 @@
 //! Replicate (channel type 46): glue around [`crate::adaptors::replicate`]: `POST
 //! {base}/v1/models/{owner}/{name}/predictions` with the Bearer key and, for whole answers,
-//! `Prefer: wait`. [`super::exchange`] polls the prediction or opens its stream. Chat only.
-//! Pure: no I/O.
+//! `Prefer: wait`. [`super::exchange`] polls the prediction or opens its stream. Chat, and
+//! image models (flux, ...) for `/v1/images/generations`. Pure: no I/O.
 
 use serde_json::Value;
 
@@ -43,10 +43,12 @@ impl Adaptor for Replicate {
     }
 
     fn convert_request(&self, ctx: &Ctx, body: Value) -> Result<Value, String> {
-        if ctx.mode != RelayMode::ChatCompletions {
-            return Err("this endpoint is not supported by Replicate channels".into());
+        match ctx.mode {
+            RelayMode::ChatCompletions => wire::to_prediction(&body, ctx.stream),
+            // The exchange answers in OpenAI's image format (it may fetch the images).
+            RelayMode::ImagesGenerations => wire::to_image_prediction(&body),
+            _ => Err("this endpoint is not supported by Replicate channels".into()),
         }
-        wire::to_prediction(&body, ctx.stream)
     }
 
     /// `body` is the finished prediction.

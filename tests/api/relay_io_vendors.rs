@@ -569,9 +569,21 @@ async fn replicate_predictions_are_polled_and_streamed(backend: Backend) {
                 "cancel": format!("{base}/v1/predictions/p1/cancel")}});
         match (r.method.as_str(), r.path.as_str()) {
             ("POST", p) if p.contains("/broken/") => Reply::json(201, failed.clone()),
+            ("POST", p) if p.contains("/flux-schnell/") => Reply::json(
+                201,
+                json!({"id": "img1", "status": "succeeded",
+                    "output": [format!("{base}/files/out.webp")],
+                    "urls": {"get": format!("{base}/v1/predictions/img1")}}),
+            ),
             ("POST", _) => Reply::json(201, started),
             ("GET", "/v1/predictions/p1") => Reply::json(200, succeeded.clone()),
             ("GET", "/stream/p1") => Reply::sse(&events),
+            ("GET", "/files/out.webp") => Reply {
+                status: 200,
+                content_type: "image/webp".into(),
+                parts: vec![(std::time::Duration::ZERO, b"RIFF-fake-webp".to_vec())],
+                drop_at_end: false,
+            },
             _ => Reply::json(
                 404,
                 json!({"title": "Not found", "detail": "no", "status": 404}),
@@ -581,7 +593,8 @@ async fn replicate_predictions_are_polled_and_streamed(backend: Backend) {
     .await;
     base.set(up.url.clone()).unwrap();
     let model = "meta/meta-llama-3-8b-instruct";
-    channel_with(&app, &up.url, &format!("{model},acme/broken"), |c| {
+    let flux = "black-forest-labs/flux-schnell";
+    channel_with(&app, &up.url, &format!("{model},acme/broken,{flux}"), |c| {
         c.r#type = 46;
         c.key = "r8_test".into();
     })
@@ -643,7 +656,57 @@ async fn replicate_predictions_are_polled_and_streamed(backend: Backend) {
     assert!(msg.starts_with("CUDA out of memory"), "{msg}");
     settled(&app).await;
 
+    // Image models through /v1/images/generations: URLs, or the images fetched for b64_json.
+    let res = post(
+        &app,
+        &tk,
+        "/v1/images/generations",
+        &json!({"model": flux, "prompt": "a lighthouse", "size": "1792x1024"}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let img: Value = res.json().await.unwrap();
+    assert_eq!(
+        img["data"][0]["url"],
+        json!(format!("{}/files/out.webp", up.url))
+    );
+    let sent = up
+        .requests()
+        .into_iter()
+        .find(|r| r.path.contains("/flux-schnell/"))
+        .unwrap();
+    assert_eq!(
+        sent.json(),
+        json!({"input": {"prompt": "a lighthouse", "aspect_ratio": "16:9"}})
+    );
+    assert_eq!(sent.header("prefer"), Some("wait"));
+    let res = post(
+        &app,
+        &tk,
+        "/v1/images/generations",
+        &json!({"model": flux, "prompt": "a lighthouse", "response_format": "b64_json"}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let img: Value = res.json().await.unwrap();
+    assert_eq!(
+        img["data"][0]["b64_json"],
+        STANDARD.encode(b"RIFF-fake-webp")
+    );
+    settled(&app).await;
     let logs = consume_logs(&app, uid).await;
+    let images: Vec<_> = logs.iter().filter(|l| l.model_name == flux).collect();
+    let opts = app.state.options.load();
+    let r = app.state.relay.ratios(&opts);
+    let each = tollgate::billing::quota::image_quota(
+        r.model_ratio(flux, 46) * r.group_ratio("default"),
+        1.0,
+        1,
+    );
+    assert_eq!(images.len(), 2);
+    assert!(images.iter().all(|l| l.quota == each), "{each}");
+    let image_total = 2 * each;
+    let logs: Vec<_> = logs.into_iter().filter(|l| l.model_name != flux).collect();
     assert_eq!(logs.len(), 2);
     // Non-stream: Replicate's token counts; stream: counted locally.
     assert_eq!((logs[0].prompt_tokens, logs[0].completion_tokens), (12, 7));
@@ -656,7 +719,10 @@ async fn replicate_predictions_are_polled_and_streamed(backend: Backend) {
         assert_eq!(l.quota, q);
         total += q;
     }
-    assert_eq!(user_row(&app, uid).await.quota, 1_000_000 - total);
+    assert_eq!(
+        user_row(&app, uid).await.quota,
+        1_000_000 - total - image_total
+    );
     assert_eq!(before, 1_000_000 - total, "the failure was refunded");
     app.finish().await;
 }
