@@ -1,5 +1,6 @@
 //! The one place with I/O on the relay path: read the body, pick a channel, reserve quota, send
-//! upstream, retry, stream, meter and settle.
+//! upstream, retry, stream, meter and settle. Providers that need more than one upstream call
+//! per attempt (access tokens, a WebSocket, polling) do those steps in `super::exchange`.
 //!
 //! Invariants:
 //! - The body is read once (bounded by `RELAY_MAX_BODY_MB`) and forwarded unchanged unless the
