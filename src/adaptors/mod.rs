@@ -5,6 +5,7 @@
 pub mod aiproxy;
 pub mod anthropic;
 pub mod anthropic_inbound;
+pub mod baidu;
 pub mod bedrock;
 pub mod coze;
 pub mod deepl;
@@ -12,7 +13,10 @@ pub mod gemini;
 pub mod gemini_inbound;
 pub mod image_fetch;
 pub mod palm;
+pub mod replicate;
 pub mod tencent;
+pub mod vertex;
+pub mod xunfei;
 pub mod zhipu;
 
 /// The text of an OpenAI message content (a string, or its text parts joined by newlines).

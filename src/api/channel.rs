@@ -389,7 +389,7 @@ async fn probe(state: &AppState, c: &Channel, model: &str) -> Result<String, Pro
             .convert_request(&ctx, request.clone())
             .map_err(|e| local_error(format!("无法转换测试请求：{e}")))?
     };
-    let body = serde_json::to_vec(&body).unwrap_or_default();
+    let body = bytes::Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
     let mut up = adaptor.build_request(&ctx);
     up.headers.extend(adaptor.sign(&ctx, &up.url, &body));
     let mut rb = state
@@ -397,9 +397,27 @@ async fn probe(state: &AppState, c: &Channel, model: &str) -> Result<String, Pro
         .post(&up.url)
         .header("Content-Type", "application/json")
         .timeout(std::time::Duration::from_secs(60))
-        .body(body);
+        .body(body.clone());
     for (k, v) in &up.headers {
         rb = rb.header(k.as_str(), v.as_str());
+    }
+    // Providers with their own steps (access tokens, a WebSocket, polling) go through them, as
+    // a relay call does.
+    if crate::relay::exchange::applies(c.r#type) {
+        use crate::relay::exchange::{Exchanged, Next, prepare};
+        match prepare(state, &ctx, &up, &body, rb).await {
+            Next::Send(next) => rb = *next,
+            Next::Done(Ok(Exchanged::Full(bytes))) => {
+                return answer_of(adaptor, &ctx, reqwest::StatusCode::OK, &bytes);
+            }
+            Next::Done(Ok(Exchanged::Stream { .. })) => {
+                return Err(local_error("上游返回了流式响应"));
+            }
+            Next::Done(Err(e)) => {
+                let msg = message_of(&e.body);
+                return Err((format!("HTTP {}: {msg}", e.status), e.status, e.body));
+            }
+        }
     }
     let res = rb
         .send()
@@ -410,27 +428,38 @@ async fn probe(state: &AppState, c: &Channel, model: &str) -> Result<String, Pro
         .bytes()
         .await
         .map_err(|e| local_error(format!("读取响应失败：{}", e.without_url())))?;
+    answer_of(adaptor, &ctx, status, &bytes)
+}
+
+/// The `message` of an OpenAI error object.
+fn message_of(error: &Value) -> String {
+    error
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("未知错误")
+        .to_string()
+}
+
+/// The probe's reply from the upstream's answer (status and body), or why it failed.
+fn answer_of(
+    adaptor: &dyn crate::relay::Adaptor,
+    ctx: &crate::relay::Ctx<'_>,
+    status: reqwest::StatusCode,
+    bytes: &[u8],
+) -> Result<String, ProbeError> {
     // An error status is kept even when its body is not JSON: a bare 401 still disables.
     if !status.is_success() {
-        let error = adaptor.map_error(status.as_u16(), &bytes);
-        let msg = error
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("未知错误")
-            .to_string();
+        let error = adaptor.map_error(status.as_u16(), bytes);
+        let msg = message_of(&error);
         return Err((format!("HTTP {status}: {msg}"), status.as_u16(), error));
     }
     let v: Value = if adaptor.is_openai() {
-        serde_json::from_slice(&bytes)
+        serde_json::from_slice(bytes)
             .map_err(|_| local_error(format!("上游返回了无法解析的响应（HTTP {status}）")))?
     } else {
         // An error inside a 2xx answer (Tencent, Coze, PaLM...) counts as the relay's 502.
-        adaptor.convert_response(&ctx, &bytes).map_err(|e| {
-            let msg = e
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("未知错误")
-                .to_string();
+        adaptor.convert_response(ctx, bytes).map_err(|e| {
+            let msg = message_of(&e);
             (format!("HTTP 502: {msg}"), 502, e)
         })?
     };

@@ -1,5 +1,6 @@
 //! The one place with I/O on the relay path: read the body, pick a channel, reserve quota, send
-//! upstream, retry, stream, meter and settle.
+//! upstream, retry, stream, meter and settle. Providers that need more than one upstream call
+//! per attempt (access tokens, a WebSocket, polling) do those steps in `super::exchange`.
 //!
 //! Invariants:
 //! - The body is read once (bounded by `RELAY_MAX_BODY_MB`) and forwarded unchanged unless the
@@ -759,7 +760,7 @@ pub(crate) async fn run(
             .http
             .post(&up.url)
             .header("Content-Type", body_type)
-            .body(body);
+            .body(body.clone());
         for (k, v) in &up.headers {
             rb = rb.header(k.as_str(), v.as_str());
         }
@@ -774,7 +775,15 @@ pub(crate) async fn run(
         {
             rb = rb.timeout(t);
         }
-        let outcome = send(&state, rb, &meta, adaptor, mode).await;
+        // Providers with their own steps (access tokens, WebSocket, polling): `exchange`.
+        let outcome = if super::exchange::applies(channel.r#type) {
+            match super::exchange::prepare(&state, &ctx, &up, &body, rb).await {
+                super::exchange::Next::Send(rb) => send(&state, *rb, &meta, adaptor, mode).await,
+                super::exchange::Next::Done(r) => exchanged(r),
+            }
+        } else {
+            send(&state, rb, &meta, adaptor, mode).await
+        };
         let billing = |reservation, is_stream| Billing {
             reservation,
             plan,
@@ -1095,6 +1104,27 @@ async fn send(
         content_type,
         body,
     })
+}
+
+/// An [`super::exchange`] result as what `send` returns.
+fn exchanged(
+    r: Result<super::exchange::Exchanged, super::exchange::ExchangeError>,
+) -> Result<Sent, Failure> {
+    match r {
+        Ok(super::exchange::Exchanged::Full(body)) => Ok(Sent::Full {
+            status: 200,
+            content_type: "application/json".into(),
+            body,
+        }),
+        Ok(super::exchange::Exchanged::Stream { first, rest }) => Ok(Sent::Stream { first, rest }),
+        Err(e) => Err(Failure {
+            retryable: e.retryable,
+            error: AppError::Upstream {
+                status: e.status,
+                body: e.body,
+            },
+        }),
+    }
 }
 
 /// A reqwest error without the URL (which may carry a key in its query).

@@ -2,7 +2,9 @@
 //!
 //! Layout: `auth` (the `TokenAuth` extractor), `route` (routing table, selection,
 //! auto-disable), `forward` (the one place with I/O: send, retry, stream, meter, settle),
-//! `openai` (the pass-through adaptor), `sse`, `types`, `handlers` (models, dashboard billing).
+//! `openai` (the pass-through adaptor), `sse`, `types`, `handlers` (models, dashboard billing),
+//! `exchange` (providers whose exchange is more than one HTTP call: access tokens, WebSocket,
+//! polling).
 //! Adaptors are pure and synchronous; other wire formats plug in through [`Adaptor`] and
 //! [`adaptor_for`].
 
@@ -10,19 +12,24 @@ pub mod aiproxy;
 pub mod anthropic;
 pub mod auth;
 pub mod azure;
+pub mod baidu;
 pub mod bedrock;
 pub mod coze;
 pub mod deepl;
+pub mod exchange;
 pub mod forward;
 pub mod front;
 pub mod gemini;
 pub mod handlers;
 pub mod openai;
 pub mod palm;
+pub mod replicate;
 pub mod route;
 pub mod sse;
 pub mod tencent;
 pub mod types;
+pub mod vertex;
+pub mod xunfei;
 pub mod zhipu;
 
 use std::sync::Arc;
@@ -205,12 +212,16 @@ pub fn adaptor_for(channel_type: i64) -> &'static dyn Adaptor {
         3 => &azure::Azure,
         11 => &palm::Palm,
         14 => &anthropic::Anthropic,
+        15 => &baidu::Baidu,
+        18 => &xunfei::Xunfei,
         21 => &aiproxy::AiProxyLibrary,
         23 => &tencent::Tencent,
         24 => &gemini::Gemini,
         33 => &bedrock::Bedrock,
         34 => &coze::Coze,
         38 => &deepl::DeepL,
+        42 => &vertex::Vertex,
+        46 => &replicate::Replicate,
         _ => &openai::OpenAi,
     }
 }

@@ -170,3 +170,65 @@ async fn batch_test_disables_and_enables_native_channels(backend: Backend) {
     assert_eq!(row(gemini).await, STATUS_ENABLED);
     app.finish().await;
 }
+
+db_test!(a_baidu_v1_channel_is_tested_through_its_token_exchange);
+
+/// Types with their own steps (here Baidu v1's OAuth access token) are tested through them, as a
+/// relay call is: without the token the chat endpoint refuses.
+async fn a_baidu_v1_channel_is_tested_through_its_token_exchange(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let answer: Value = serde_json::from_str(&fixture("baidu/response.json")).unwrap();
+    let up = MockUpstream::start(move |r| {
+        if r.path.starts_with("/oauth/2.0/token") {
+            if r.path.contains("client_secret=good") {
+                Reply::json(200, serde_json::json!({"access_token": "24.tok", "expires_in": 3600}))
+            } else {
+                Reply::json(
+                    401,
+                    serde_json::json!({"error": "invalid_client", "error_description": "unknown client id"}),
+                )
+            }
+        } else if r.path.contains("access_token=24.tok") {
+            slow_json(200, answer.clone())
+        } else {
+            Reply::json(200, serde_json::json!({"error_code": 110, "error_msg": "Access token invalid"}))
+        }
+    })
+    .await;
+    let mk = |secret: &'static str| {
+        let app = &app;
+        let url = up.url.clone();
+        async move {
+            let key = format!("cid-{}|{secret}", uuid::Uuid::new_v4().simple());
+            channel_with(app, &url, "ERNIE-3.5-8K", |c| {
+                c.r#type = 15;
+                c.key = key;
+            })
+            .await
+        }
+    };
+    let good = mk("good").await;
+    let bad = mk("bad").await;
+    let root = app.root().await;
+    let r = root.get(&format!("/api/channel/test/{good}")).await;
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(r["message"], "你好！有什么可以帮你的？", "{r}");
+    assert!(channel_row(&app, good).await.response_time >= 30);
+    let r = root.get(&format!("/api/channel/test/{bad}")).await;
+    assert_eq!(r["success"], false, "{r}");
+    assert!(
+        r["message"].as_str().unwrap().starts_with("HTTP 401"),
+        "{r}"
+    );
+    let reqs = up.requests();
+    assert!(
+        reqs.iter().any(|r| r
+            .path
+            .contains("/wenxinworkshop/chat/completions?access_token=24.tok")),
+        "{:?}",
+        reqs.iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
+    app.finish().await;
+}

@@ -25,6 +25,7 @@ mod relay_azure;
 mod relay_gemini;
 mod relay_gemini_front;
 mod relay_gemini_front_more;
+mod relay_io_vendors;
 mod relay_messages;
 mod relay_more_vendors;
 mod relay_openai;
