@@ -135,19 +135,9 @@ impl Application {
                 .app_data(data.clone())
                 .app_data(limits.clone())
                 .wrap(from_fn(api::rate_limit::limit))
-                .wrap(
-                    SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
-                        .cookie_name("session".into())
-                        .cookie_secure(false)
-                        .cookie_same_site(SameSite::Lax)
-                        .session_lifecycle(
-                            PersistentSession::default().session_ttl(CookieDuration::days(30)),
-                        )
-                        .build(),
-                )
                 .wrap(from_fn(crate::metrics::track))
                 .wrap(from_fn(telemetry::request_context))
-                .configure(configure)
+                .configure(|cfg| configure(cfg, session(key.clone())))
         })
         // SSE writes are small and frequent: without TCP_NODELAY, Nagle holds each chunk until
         // the client ACKs the last one (up to 40 ms with delayed ACKs).
@@ -207,9 +197,20 @@ fn v1_json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error 
     V1Error(from_payload_error(&err, too_large)).into()
 }
 
+/// The dashboard's cookie session, on `/api` only: the relay authenticates by token and does not
+/// pay for cookie parsing and signing.
+fn session(key: Key) -> SessionMiddleware<CookieSessionStore> {
+    SessionMiddleware::builder(CookieSessionStore::default(), key)
+        .cookie_name("session".into())
+        .cookie_secure(false)
+        .cookie_same_site(SameSite::Lax)
+        .session_lifecycle(PersistentSession::default().session_ttl(CookieDuration::days(30)))
+        .build()
+}
+
 /// All routes. Each family installs its own extractor error handlers and 404 so that every
 /// error comes back in that family's format.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut web::ServiceConfig, session: SessionMiddleware<CookieSessionStore>) {
     cfg.route("/metrics", web::get().to(crate::metrics::scrape))
         .route("/api/openapi.json", web::get().to(crate::openapi::serve))
         .service(
@@ -226,7 +227,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     ApiError(AppError::bad_request(format!("invalid path: {e}"))).into()
                 }))
                 .configure(api::configure)
-                .default_service(web::to(api_not_found)),
+                .default_service(web::to(api_not_found))
+                .wrap(session),
         )
         .service(
             web::scope("/v1")

@@ -152,7 +152,10 @@ pub async fn limit<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    let Some(limits) = req.app_data::<web::Data<RateLimits>>().cloned() else {
+    // The relay is not IP-limited (as in One API): skip the work below on its hot path.
+    let relay = req.path().starts_with("/v1") || req.path().starts_with("/dashboard");
+    let limits = req.app_data::<web::Data<RateLimits>>().cloned();
+    let Some(limits) = limits.filter(|_| !relay) else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
     let path = req.path().to_string();
@@ -169,7 +172,7 @@ pub async fn limit<B: MessageBody + 'static>(
         if is_critical(&path) {
             checks.extend(limits.critical.as_ref());
         }
-    } else if !path.starts_with("/v1") && !path.starts_with("/dashboard") {
+    } else {
         checks.extend(limits.web.as_ref());
     }
     if let Some(ip) = ip {
