@@ -87,18 +87,6 @@ pub fn parse_token(body: &[u8]) -> Result<(String, u64), Value> {
     }
 }
 
-fn text_of(content: Option<&Value>) -> String {
-    match content {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    }
-}
-
 /// An OpenAI chat request as an ERNIE chat body: system messages -> `system`, the others as
 /// messages; `temperature`, `top_p`, `penalty_score` (given, else a `frequency_penalty` in
 /// ERNIE's range 1..=2), `max_tokens` -> `max_output_tokens`, `user` -> `user_id`.
@@ -111,7 +99,7 @@ pub fn to_chat_request(req: &Value, stream: bool) -> Result<Value, String> {
     let mut out_messages = Vec::new();
     for m in messages {
         let role = m.get("role").and_then(Value::as_str).unwrap_or("user");
-        let text = text_of(m.get("content"));
+        let text = m.get("content").map(super::text_of).unwrap_or_default();
         if role == "system" {
             system.push(text);
         } else {

@@ -11,18 +11,6 @@
 
 use serde_json::{Value, json};
 
-fn text_of(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    }
-}
-
 /// An OpenAI chat request as a Coze v2 chat request; `user` is the channel's `config.user_id`.
 pub fn to_chat_request(
     req: &Value,
@@ -41,7 +29,7 @@ pub fn to_chat_request(
         .map(|m| {
             json!({
                 "role": m.get("role").and_then(Value::as_str).unwrap_or("user"),
-                "content": text_of(m.get("content").unwrap_or(&Value::Null)),
+                "content": super::text_of(m.get("content").unwrap_or(&Value::Null)),
                 "content_type": "text",
             })
         })
@@ -49,7 +37,7 @@ pub fn to_chat_request(
     Ok(json!({
         "bot_id": model.strip_prefix("bot-").unwrap_or(model),
         "user": if user.is_empty() { "tollgate" } else { user },
-        "query": text_of(last.get("content").unwrap_or(&Value::Null)),
+        "query": super::text_of(last.get("content").unwrap_or(&Value::Null)),
         "chat_history": history,
         "stream": stream,
     }))
@@ -119,7 +107,7 @@ pub fn to_v3_request(req: &Value, model: &str, user: &str) -> Result<Value, Stri
                 Some("assistant") => "assistant",
                 _ => "user",
             };
-            json!({"role": role, "content": text_of(m.get("content").unwrap_or(&Value::Null)),
+            json!({"role": role, "content": super::text_of(m.get("content").unwrap_or(&Value::Null)),
                    "content_type": "text"})
         })
         .collect();

@@ -18,18 +18,6 @@ pub fn url(base: &str, model: &str) -> String {
     format!("{base}/v1/models/{model}/predictions")
 }
 
-fn text_of(content: Option<&Value>) -> String {
-    match content {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    }
-}
-
 /// An OpenAI chat request as a prediction body, like One API's: the messages as a `prompt` of
 /// `role: content` lines (system messages go to `system_prompt`), `max_tokens` (default 500),
 /// `temperature`, `top_p` (default 1), `presence_penalty`, `frequency_penalty` (default 0);
@@ -43,7 +31,7 @@ pub fn to_prediction(req: &Value, stream: bool) -> Result<Value, String> {
     let mut system = Vec::new();
     for m in messages {
         let role = m.get("role").and_then(Value::as_str).unwrap_or("user");
-        let text = text_of(m.get("content"));
+        let text = m.get("content").map(super::text_of).unwrap_or_default();
         if role == "system" {
             system.push(text);
         } else {
