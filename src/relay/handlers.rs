@@ -1,7 +1,7 @@
 //! The relay's non-forwarding handlers: model lists, One API's dashboard billing endpoints, and
 //! the routes One API does not implement.
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
@@ -158,12 +158,19 @@ pub async fn not_implemented(_auth: TokenAuth) -> V1Result<HttpResponse> {
 
 /// CORS for the relay as One API: any origin (echoed, with credentials), any header, the usual
 /// methods. Browser chat front-ends call `/v1` directly.
+/// Preflight requests (`OPTIONS`) are answered here, before routing: a catch-all `OPTIONS` route
+/// ahead of the others made every relay request match its pattern first.
 pub async fn cors(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let origin = req.headers().get("origin").cloned();
-    let mut res = next.call(req).await?;
+    let mut res = if req.method() == actix_web::http::Method::OPTIONS {
+        let res = preflight_response(req.request());
+        req.into_response(res).map_into_right_body()
+    } else {
+        next.call(req).await?.map_into_left_body()
+    };
     if let Some(origin) = origin {
         let h = res.headers_mut();
         h.insert(
@@ -192,6 +199,10 @@ pub async fn cors(
 
 /// Answers CORS preflight requests (`OPTIONS`) without authentication.
 pub async fn preflight(req: HttpRequest) -> HttpResponse {
+    preflight_response(&req)
+}
+
+fn preflight_response(req: &HttpRequest) -> HttpResponse {
     let mut res = HttpResponse::NoContent();
     if let Some(h) = req.headers().get("access-control-request-headers") {
         res.insert_header(("Access-Control-Allow-Headers", h.clone()));

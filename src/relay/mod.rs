@@ -561,10 +561,6 @@ pub fn spawn_sync(state: AppState) {
 /// The `/v1` relay routes (mounted inside the `/v1` scope).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(
-        "/{tail:.*}",
-        web::method(actix_web::http::Method::OPTIONS).to(handlers::preflight),
-    )
-    .route(
         "/chat/completions",
         web::post().to(forward::chat_completions),
     )
