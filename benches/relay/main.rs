@@ -350,11 +350,21 @@ async fn start_tollgate(
     let child = cmd.spawn().map_err(|e| {
         anyhow::anyhow!("start {} (cargo build --release first): {e}", bin.display())
     })?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    // The port accepts connections before the server is ready (the listener is bound first), so
+    // wait for an answer: the idle RSS is read after start-up, tokenizer tables included.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let client = reqwest::Client::builder().no_proxy().build()?;
+    let status = format!("http://127.0.0.1:{port}/api/status");
+    while !client
+        .get(&status)
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
         anyhow::ensure!(Instant::now() < deadline, "tollgate did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    tokio::time::sleep(Duration::from_secs(1)).await;
     Ok(Tollgate {
         child,
         port,
@@ -373,6 +383,25 @@ async fn last_log_id(t: &Tollgate) -> i64 {
         .await
         .map(|r| r.get::<i64, _>(0))
         .unwrap_or(0)
+}
+
+/// The user's quota and the last log id once the writer is idle (the same two readings 500 ms
+/// apart), so that the ledger check of the next run counts nothing of an earlier one.
+async fn quiet_point(t: &Tollgate) -> anyhow::Result<(i64, i64)> {
+    let mut last = None;
+    for _ in 0..60 {
+        let quota = store::users::get_by_id(&t.db, t.user_id)
+            .await?
+            .map(|u| u.quota)
+            .unwrap_or(0);
+        let now = (quota, last_log_id(t).await);
+        if last == Some(now) {
+            return Ok(now);
+        }
+        last = Some(now);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    anyhow::bail!("the ledger writer did not go idle within 30 s")
 }
 
 /// After a run: waits for settlement, then checks that the quota moved equals the sum of this
@@ -525,17 +554,11 @@ async fn main() -> anyhow::Result<()> {
             t.keys.len(),
             warm.elapsed()
         );
-        // Let the writer persist the warm-up's charges before the ledger check's "before".
-        tokio::time::sleep(Duration::from_secs(3)).await;
         for stream in [false, true] {
             let body = if stream { STREAM_BODY } else { BODY };
             let script = wrk_script(scratch.path(), body, &t.keys);
             for &c in concurrencies {
-                let before = store::users::get_by_id(&t.db, t.user_id)
-                    .await?
-                    .map(|u| u.quota)
-                    .unwrap_or(0);
-                let since = last_log_id(&t).await;
+                let (before, since) = quiet_point(&t).await?;
                 let url = format!("http://127.0.0.1:{}/v1/chat/completions", t.port);
                 let load = run_wrk(&url, &script, c, a.duration);
                 let ok = load.requests.saturating_sub(load.errors);
