@@ -147,8 +147,7 @@ pub async fn usage(auth: TokenAuth, state: web::Data<AppState>) -> V1Result<Http
     })))
 }
 
-/// One API's `RelayNotImplemented` (also answers `/v1/oneapi/proxy`, which One API served
-/// unbilled: weakness #3).
+/// One API's `RelayNotImplemented`.
 pub async fn not_implemented(_auth: TokenAuth) -> V1Result<HttpResponse> {
     Err(AppError::NotImplemented {
         message: "API not implemented".into(),

@@ -23,6 +23,7 @@ pub mod gemini;
 pub mod handlers;
 pub mod openai;
 pub mod palm;
+pub mod proxy;
 pub mod replicate;
 pub mod route;
 pub mod sse;
@@ -596,9 +597,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::get().to(handlers::subscription),
     )
     .route("/dashboard/billing/usage", web::get().to(handlers::usage))
-    .route(
-        "/oneapi/proxy/{tail:.*}",
-        web::route().to(handlers::not_implemented),
+    .service(
+        web::resource("/oneapi/proxy/{channel}/{tail:.*}")
+            .app_data(web::PayloadConfig::new(32 * 1024 * 1024))
+            .route(web::route().to(proxy::proxy)),
     )
     .route("/edits", web::post().to(handlers::not_implemented))
     .route("/images/edits", web::post().to(handlers::not_implemented))

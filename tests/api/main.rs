@@ -29,6 +29,7 @@ mod relay_io_vendors;
 mod relay_messages;
 mod relay_more_vendors;
 mod relay_openai;
+mod relay_proxy;
 mod relay_stream;
 mod relay_vendors;
 mod shared_cache;
