@@ -68,6 +68,32 @@ const INSERT_ROWS: usize = 500;
 /// [`INSERT_ROWS`], and adds the consume logs among them to the rollup in the same transaction
 /// (`store::log_rollups`): committed together or not at all.
 pub async fn insert_many(db: &Db, tx: &mut Tx<'_>, logs: &[Log]) -> Result<(), sqlx::Error> {
+    insert_rows(db, tx, logs).await?;
+    let deltas = log_rollups::deltas(logs, 1);
+    if !deltas.is_empty() {
+        log_rollups::apply(db, tx, &deltas).await?;
+    }
+    Ok(())
+}
+
+/// Inserts one log row (its `id` is ignored); a consume log in its own transaction with its
+/// rollup rows.
+pub async fn insert(db: &Db, l: &Log) -> Result<(), sqlx::Error> {
+    if l.r#type != TYPE_CONSUME {
+        let mut conn = db.pool.acquire().await?;
+        return insert_rows(db, &mut conn, std::slice::from_ref(l)).await;
+    }
+    let mut tx = db.pool.begin().await?;
+    insert_many(db, &mut tx, std::slice::from_ref(l)).await?;
+    tx.commit().await
+}
+
+/// The multi-row `INSERT`s of [`insert_many`], without the rollup.
+async fn insert_rows(
+    db: &Db,
+    conn: &mut sqlx::AnyConnection,
+    logs: &[Log],
+) -> Result<(), sqlx::Error> {
     for chunk in logs.chunks(INSERT_ROWS) {
         let mut sql = String::from(
             "INSERT INTO logs (user_id, created_at, type, content, username, token_name, \
@@ -99,20 +125,9 @@ pub async fn insert_many(db: &Db, tx: &mut Tx<'_>, logs: &[Log]) -> Result<(), s
                 .bind(i64::from(l.is_stream))
                 .bind(i64::from(l.system_prompt_reset));
         }
-        q.execute(&mut **tx).await?;
-    }
-    let deltas = log_rollups::deltas(logs, 1);
-    if !deltas.is_empty() {
-        log_rollups::apply(db, tx, &deltas).await?;
+        q.execute(&mut *conn).await?;
     }
     Ok(())
-}
-
-/// Inserts one log row (its `id` is ignored) in its own transaction (with its rollup).
-pub async fn insert(db: &Db, l: &Log) -> Result<(), sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
-    insert_many(db, &mut tx, std::slice::from_ref(l)).await?;
-    tx.commit().await
 }
 
 /// A bind value for dynamically built statements.
