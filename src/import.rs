@@ -192,6 +192,15 @@ pub async fn run(
         });
     }
 
+    // The imported logs went around the ledger writer: recompute their rollup.
+    if report
+        .tables
+        .iter()
+        .any(|t| t.table == "logs" && t.inserted > 0)
+    {
+        store::log_rollups::rebuild(log_db).await?;
+    }
+
     // Abilities follow from the channels.
     for channel in store::channels::all(db).await? {
         let mut tx = db.pool.begin().await?;

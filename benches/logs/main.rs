@@ -185,10 +185,16 @@ async fn generate(db: &Db, rows: i64, t0: i64) -> anyhow::Result<()> {
         exec(db, def).await?;
         eprintln!("  index {name} ({:.0} s)", t.elapsed().as_secs_f64());
     }
+    // The rows went around the ledger writer: compute their rollup as the migration's backfill
+    // does for an upgraded database.
+    let t = Instant::now();
+    tollgate::store::log_rollups::rebuild(db).await?;
+    eprintln!("  log rollup rebuilt ({:.0} s)", t.elapsed().as_secs_f64());
     if db.backend == Backend::Postgres {
         // What autovacuum does soon after a bulk load: statistics and the visibility map
         // (index-only scans).
         exec(db, "VACUUM ANALYZE logs").await?;
+        exec(db, "VACUUM ANALYZE log_rollups").await?;
     }
     eprintln!(
         "  generated {rows} rows in {:.0} s",
@@ -356,6 +362,19 @@ async fn measure(run: &Running, reps: usize, now: i64) -> anyhow::Result<Vec<Tim
         (
             "admin stat, token + model",
             format!("/api/log/stat?token_name={tok}&model_name={model}"),
+        ),
+        (
+            "admin stat, model",
+            format!("/api/log/stat?model_name={model}"),
+        ),
+        (
+            "admin stat, model, last 7 days",
+            format!("/api/log/stat?model_name={model}&start_timestamp={week}&end_timestamp={now}"),
+        ),
+        ("admin stat, channel", "/api/log/stat?channel=7".into()),
+        (
+            "admin stat, username",
+            "/api/log/stat?username=user501".into(),
         ),
         ("admin keyword search", "/api/log/search?keyword=1".into()),
     ];

@@ -531,7 +531,7 @@ pub async fn run_test(state: &AppState, c: &Channel, requested: &str) -> TestOut
         elapsed_time: ms,
         ..Default::default()
     };
-    if let Err(e) = logs::insert(&state.log_db, &state.log_db.pool, &row).await {
+    if let Err(e) = logs::insert(&state.log_db, &row).await {
         tracing::warn!(error = %e, "cannot write a test log");
     }
     TestOutcome {

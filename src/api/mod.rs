@@ -76,7 +76,7 @@ pub async fn write_log(
         quota,
         ..Default::default()
     };
-    if let Err(e) = logs::insert(&state.log_db, &state.log_db.pool, &row).await {
+    if let Err(e) = logs::insert(&state.log_db, &row).await {
         tracing::warn!(error = %e, "cannot write a log row");
     }
 }

@@ -596,11 +596,11 @@ pub async fn redeem(
         ..Default::default()
     };
     if same_db {
-        logs::insert(&state.db, &mut *tx, &log).await?;
+        logs::insert_many(&state.db, &mut tx, std::slice::from_ref(&log)).await?;
         tx.commit().await?;
     } else {
         tx.commit().await?;
-        if let Err(e) = logs::insert(&state.log_db, &state.log_db.pool, &log).await {
+        if let Err(e) = logs::insert(&state.log_db, &log).await {
             tracing::warn!(error = %e, "cannot write the top-up log");
         }
     }

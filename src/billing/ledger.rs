@@ -17,7 +17,7 @@
 //! - A [`Reservation`] is settled or refunded exactly once: `settle`/`refund` consume it, and its
 //!   `Drop` refunds whatever was not settled (a cancelled handler, a panic).
 //! - The database writer applies movements in batches, each in one transaction with its consume
-//!   logs; on SQLite that means one writer, so "database is locked" cannot drop a write; a failed
+//!   logs (one multi-row `INSERT` per 500 logs) and their rollup rows; on SQLite that means one writer, so "database is locked" cannot drop a write; a failed
 //!   batch is retried, never dropped. [`Ledger::flush`] waits until everything settled so far is in
 //!   the database (shutdown, tests).
 
@@ -544,9 +544,8 @@ async fn write_back(ledger: &Ledger, q: &QuotaStore) -> anyhow::Result<usize> {
                     m.log = charged_log(m, *c);
                 }
                 if ledger.log_db.is_none() {
-                    for l in moves.iter().filter_map(|m| m.log.as_ref()) {
-                        logs::insert(db, &mut *tx, l).await?;
-                    }
+                    let rows: Vec<Log> = moves.iter().filter_map(|m| m.log.clone()).collect();
+                    logs::insert_many(db, &mut tx, &rows).await?;
                 }
                 if !store_ledger::advance_cursor(db, &mut tx, &name, from, last).await? {
                     // Another node wrote these first.
@@ -723,11 +722,12 @@ async fn write_batch(
     let charges = store_ledger::apply(db, &mut tx, moves).await?;
     match log_db {
         None => {
-            for (m, charged) in moves.iter().zip(&charges) {
-                if let Some(l) = charged_log(m, *charged) {
-                    logs::insert(db, &mut *tx, &l).await?;
-                }
-            }
+            let rows: Vec<Log> = moves
+                .iter()
+                .zip(&charges)
+                .filter_map(|(m, charged)| charged_log(m, *charged))
+                .collect();
+            logs::insert_many(db, &mut tx, &rows).await?;
             tx.commit().await?;
         }
         Some(ldb) => {
@@ -756,13 +756,11 @@ fn charged_log(m: &Movement, charged: i64) -> Option<Log> {
 }
 
 async fn write_logs(ldb: &Db, moves: &[Movement]) -> Result<(), sqlx::Error> {
-    let logs: Vec<&Log> = moves.iter().filter_map(|m| m.log.as_ref()).collect();
-    if logs.is_empty() {
+    let rows: Vec<Log> = moves.iter().filter_map(|m| m.log.clone()).collect();
+    if rows.is_empty() {
         return Ok(());
     }
     let mut ltx = ldb.pool.begin().await?;
-    for l in &logs {
-        logs::insert(ldb, &mut *ltx, l).await?;
-    }
+    logs::insert_many(ldb, &mut ltx, &rows).await?;
     ltx.commit().await
 }

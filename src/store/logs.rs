@@ -1,10 +1,10 @@
 //! The `logs` table (possibly in its own database, `LOG_SQL_DSN`): top-ups, consumption,
 //! management and system events.
 
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Executor, Row};
 
-use super::{Db, get_bool};
+use super::{Db, Tx, get_bool, log_rollups};
 
 pub const TYPE_TOPUP: i64 = 1;
 pub const TYPE_CONSUME: i64 = 2;
@@ -60,36 +60,73 @@ pub fn from_row(r: &AnyRow) -> Result<Log, sqlx::Error> {
     })
 }
 
-/// Inserts one log row (its `id` is ignored).
-pub async fn insert<'c>(
+/// Rows per multi-row `INSERT` (16 bind values each: 8,000 per statement, under SQLite's
+/// 32,766 and PostgreSQL's and MySQL's 65,535).
+const INSERT_ROWS: usize = 500;
+
+/// Inserts log rows (their `id`s are ignored) inside `tx`, one multi-row `INSERT` per
+/// [`INSERT_ROWS`], and adds the consume logs among them to the rollup in the same transaction
+/// (`store::log_rollups`): committed together or not at all.
+pub async fn insert_many(db: &Db, tx: &mut Tx<'_>, logs: &[Log]) -> Result<(), sqlx::Error> {
+    insert_rows(db, tx, logs).await?;
+    let deltas = log_rollups::deltas(logs, 1);
+    if !deltas.is_empty() {
+        log_rollups::apply(db, tx, &deltas).await?;
+    }
+    Ok(())
+}
+
+/// Inserts one log row (its `id` is ignored); a consume log in its own transaction with its
+/// rollup rows.
+pub async fn insert(db: &Db, l: &Log) -> Result<(), sqlx::Error> {
+    if l.r#type != TYPE_CONSUME {
+        let mut conn = db.pool.acquire().await?;
+        return insert_rows(db, &mut conn, std::slice::from_ref(l)).await;
+    }
+    let mut tx = db.pool.begin().await?;
+    insert_many(db, &mut tx, std::slice::from_ref(l)).await?;
+    tx.commit().await
+}
+
+/// The multi-row `INSERT`s of [`insert_many`], without the rollup.
+async fn insert_rows(
     db: &Db,
-    exec: impl Executor<'c, Database = sqlx::Any>,
-    l: &Log,
+    conn: &mut sqlx::AnyConnection,
+    logs: &[Log],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(db.sql(
-        r#"INSERT INTO logs (user_id, created_at, type, content, username, token_name, token_id,
-            model_name, quota, prompt_tokens, completion_tokens, channel_id, request_id,
-            elapsed_time, is_stream, system_prompt_reset)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"#,
-    ))
-    .bind(l.user_id)
-    .bind(l.created_at)
-    .bind(l.r#type)
-    .bind(l.content.clone())
-    .bind(l.username.clone())
-    .bind(l.token_name.clone())
-    .bind(l.token_id)
-    .bind(l.model_name.clone())
-    .bind(l.quota)
-    .bind(l.prompt_tokens)
-    .bind(l.completion_tokens)
-    .bind(l.channel_id)
-    .bind(l.request_id.clone())
-    .bind(l.elapsed_time)
-    .bind(i64::from(l.is_stream))
-    .bind(i64::from(l.system_prompt_reset))
-    .execute(exec)
-    .await?;
+    for chunk in logs.chunks(INSERT_ROWS) {
+        let mut sql = String::from(
+            "INSERT INTO logs (user_id, created_at, type, content, username, token_name, \
+             token_id, model_name, quota, prompt_tokens, completion_tokens, channel_id, \
+             request_id, elapsed_time, is_stream, system_prompt_reset) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            sql.push_str(if i == 0 { "" } else { ", " });
+            sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        }
+        let sql = super::dialect::dynamic(db.backend, sql);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for l in chunk {
+            q = q
+                .bind(l.user_id)
+                .bind(l.created_at)
+                .bind(l.r#type)
+                .bind(l.content.clone())
+                .bind(l.username.clone())
+                .bind(l.token_name.clone())
+                .bind(l.token_id)
+                .bind(l.model_name.clone())
+                .bind(l.quota)
+                .bind(l.prompt_tokens)
+                .bind(l.completion_tokens)
+                .bind(l.channel_id)
+                .bind(l.request_id.clone())
+                .bind(l.elapsed_time)
+                .bind(i64::from(l.is_stream))
+                .bind(i64::from(l.system_prompt_reset));
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
@@ -113,30 +150,61 @@ pub struct LogFilter {
 }
 
 impl LogFilter {
-    fn where_clause(&self, args: &mut Vec<Arg>) -> String {
+    fn where_clause(&self, db: &Db, args: &mut Vec<Arg>) -> String {
+        let bound = |t: i64| (t != 0).then_some(t);
+        self.where_window(
+            db,
+            args,
+            bound(self.start_timestamp),
+            bound(self.end_timestamp),
+            false,
+        )
+    }
+
+    /// The filter's conditions with the time window `[from, to]` (inclusive, `None` = open) in
+    /// place of its own timestamps. `time_driven` (a window shorter than an hour) keeps SQLite on
+    /// the `(type, created_at, quota)` index rather than a name's index, which may hold a large
+    /// share of the table.
+    fn where_window(
+        &self,
+        db: &Db,
+        args: &mut Vec<Arg>,
+        from: Option<i64>,
+        to: Option<i64>,
+        time_driven: bool,
+    ) -> String {
+        // `+col` (the same value) keeps SQLite, which has no statistics, off that column's
+        // indexes; PostgreSQL and MySQL choose from their statistics.
+        let plus = |col: &str, off: bool| {
+            if off && db.backend == super::Backend::Sqlite {
+                format!("+{col}")
+            } else {
+                col.to_string()
+            }
+        };
         let mut w = vec!["1 = 1".to_string()];
         if let Some(u) = self.user_id {
             w.push("user_id = ?".into());
             args.push(Arg::I(u));
         }
         if self.r#type != 0 {
-            // With a name or channel filter, `+type` (the same value) keeps SQLite, which has no
-            // statistics, off the `type` indexes: 97% of the rows are consume logs, while the
-            // name's index narrows to a few hundred (measured in benches/logs).
+            // With a name or channel filter, `+type` keeps SQLite off the `type` indexes: 97% of
+            // the rows are consume logs, while the name's index narrows to a few hundred
+            // (measured in benches/logs).
             let by_name = !self.username.is_empty()
                 || !self.token_name.is_empty()
                 || !self.model_name.is_empty()
                 || self.channel != 0;
-            w.push(if by_name { "+type = ?" } else { "type = ?" }.into());
+            w.push(format!("{} = ?", plus("type", by_name && !time_driven)));
             args.push(Arg::I(self.r#type));
         }
-        if self.start_timestamp != 0 {
+        if let Some(from) = from {
             w.push("created_at >= ?".into());
-            args.push(Arg::I(self.start_timestamp));
+            args.push(Arg::I(from));
         }
-        if self.end_timestamp != 0 {
+        if let Some(to) = to {
             w.push("created_at <= ?".into());
-            args.push(Arg::I(self.end_timestamp));
+            args.push(Arg::I(to));
         }
         for (col, v) in [
             ("username", &self.username),
@@ -144,12 +212,12 @@ impl LogFilter {
             ("model_name", &self.model_name),
         ] {
             if !v.is_empty() {
-                w.push(format!("{col} = ?"));
+                w.push(format!("{} = ?", plus(col, time_driven)));
                 args.push(Arg::S(v.clone()));
             }
         }
         if self.channel != 0 {
-            w.push("channel_id = ?".into());
+            w.push(format!("{} = ?", plus("channel_id", time_driven)));
             args.push(Arg::I(self.channel));
         }
         w.join(" AND ")
@@ -184,7 +252,7 @@ fn int_cast(db: &Db, expr: &str) -> String {
 /// derived table is for MySQL, which refuses `LIMIT` directly inside `IN (...)`.
 pub async fn list(db: &Db, f: &LogFilter, page: i64) -> Result<Vec<Log>, sqlx::Error> {
     let mut args = Vec::new();
-    let w = f.where_clause(&mut args);
+    let w = f.where_clause(db, &mut args);
     args.push(Arg::I(page * super::PAGE_SIZE));
     let sql = format!(
         "SELECT {COLUMNS} FROM logs WHERE id IN (SELECT id FROM (SELECT id FROM logs WHERE {w} \
@@ -218,13 +286,64 @@ pub async fn search(
 }
 
 /// Sum of `quota` over consume logs matching the filter (its `type` is ignored).
+///
+/// Filters the rollup keeps (none, model, channel) are answered from it: the window's whole
+/// buckets from `log_rollups` (hours without a model or channel filter; days, then the edges'
+/// hours, with one), and the partial hours at its edges from `logs`. Other filters (user,
+/// username, token) are selective and indexed, and read `logs` only. Either way the result
+/// equals [`sum_consume_quota_raw`] (`tests/api/logs_rollup.rs` compares them on random data).
 pub async fn sum_consume_quota(db: &Db, f: &LogFilter) -> Result<i64, sqlx::Error> {
+    use log_rollups::Grain;
+    let by_user = f.user_id.is_some() || !f.username.is_empty() || !f.token_name.is_empty();
+    if by_user {
+        return sum_consume_quota_raw(db, f).await;
+    }
+    let grains: &[Grain] = if f.model_name.is_empty() && f.channel == 0 {
+        &[Grain::Hours]
+    } else {
+        &[Grain::ModelDays, Grain::ModelHours]
+    };
+    let bound = |t: i64| (t != 0).then_some(t);
+    let split = log_rollups::split(bound(f.start_timestamp), bound(f.end_timestamp), grains);
+    let mut total = 0;
+    for (grain, from, to) in split.rollup {
+        total += log_rollups::sum_quota(db, grain, (from, to), &f.model_name, f.channel).await?;
+    }
+    // The raw pieces are shorter than two hours: read them through the time index.
+    for (from, to) in split.raw {
+        total += raw_sum(db, f, from, to, true).await?;
+    }
+    Ok(total)
+}
+
+/// [`sum_consume_quota`] read from `logs` alone (the reference the rollup must match).
+pub async fn sum_consume_quota_raw(db: &Db, f: &LogFilter) -> Result<i64, sqlx::Error> {
+    let bound = |t: i64| (t != 0).then_some(t);
+    raw_sum(
+        db,
+        f,
+        bound(f.start_timestamp),
+        bound(f.end_timestamp),
+        false,
+    )
+    .await
+}
+
+/// Sum of `quota` over the consume logs matching `f` with `created_at` in `[from, to]`;
+/// `time_driven` when the window is short (see [`LogFilter::where_window`]).
+async fn raw_sum(
+    db: &Db,
+    f: &LogFilter,
+    from: Option<i64>,
+    to: Option<i64>,
+    time_driven: bool,
+) -> Result<i64, sqlx::Error> {
     let f = LogFilter {
         r#type: TYPE_CONSUME,
         ..f.clone()
     };
     let mut args = Vec::new();
-    let w = f.where_clause(&mut args);
+    let w = f.where_window(db, &mut args, from, to, time_driven);
     let sum = int_cast(db, "COALESCE(SUM(quota), 0)");
     let sql = format!("SELECT {sum} FROM logs WHERE {w}");
     let rows = fetch(db, sql, args).await?;
@@ -233,35 +352,98 @@ pub async fn sum_consume_quota(db: &Db, f: &LogFilter) -> Result<i64, sqlx::Erro
         .unwrap_or(Ok(0))
 }
 
-/// Deletes logs older than `ts`; returns how many.
+/// Rows per batch of [`delete_before`].
+const DELETE_BATCH: i64 = 10_000;
+
+/// Deletes logs older than `ts`; returns how many. Batches of [`delete_before_batch`], each
+/// keeping the rollup exact.
 pub async fn delete_before(db: &Db, ts: i64) -> Result<u64, sqlx::Error> {
-    let res = sqlx::query(db.sql("DELETE FROM logs WHERE created_at < ?"))
-        .bind(ts)
-        .execute(&db.pool)
-        .await?;
-    Ok(res.rows_affected())
+    let mut total = 0;
+    loop {
+        let n = delete_before_batch(db, ts, DELETE_BATCH).await?;
+        total += n;
+        if n < DELETE_BATCH as u64 {
+            return Ok(total);
+        }
+    }
 }
 
 /// Deletes at most `limit` of the oldest logs older than `ts`; returns how many. Retention calls
 /// it in a loop, so that purging a large table never holds its locks for long.
+///
+/// The consume logs deleted are subtracted from the rollup in the same transaction, exactly the
+/// rows deleted: PostgreSQL and SQLite return them from the `DELETE`; MySQL, which has no
+/// `DELETE ... RETURNING`, locks them first (`SELECT ... FOR UPDATE`) and deletes them by id.
 pub async fn delete_before_batch(db: &Db, ts: i64, limit: i64) -> Result<u64, sqlx::Error> {
-    // MySQL refuses `LIMIT` inside an `IN (subquery)`; SQLite (as built by sqlx) and PostgreSQL
-    // have no `DELETE ... LIMIT`.
-    let sql = match db.backend {
+    const COLS: &str =
+        "type, created_at, model_name, channel_id, quota, prompt_tokens, completion_tokens";
+    let mut tx = db.pool.begin().await?;
+    let (rows, deleted) = match db.backend {
         super::Backend::MySql => {
-            "DELETE FROM logs WHERE created_at < ? ORDER BY created_at LIMIT ?"
+            // MySQL refuses `LIMIT` inside an `IN (subquery)`.
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT id, {COLS} FROM logs WHERE created_at < ? ORDER BY created_at LIMIT ? \
+                 FOR UPDATE"
+            )))
+            .bind(ts)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+            let ids = rows
+                .iter()
+                .map(|r| r.try_get::<i64, _>("id"))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut deleted = 0;
+            for chunk in ids.chunks(1_000) {
+                let marks = vec!["?"; chunk.len()].join(", ");
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM logs WHERE id IN ({marks})"
+                )));
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                deleted += q.execute(&mut *tx).await?.rows_affected();
+            }
+            (rows, deleted)
         }
         _ => {
-            "DELETE FROM logs WHERE id IN \
-             (SELECT id FROM logs WHERE created_at < ? ORDER BY created_at LIMIT ?)"
+            // SQLite (as built by sqlx) and PostgreSQL have no `DELETE ... LIMIT`.
+            let sql = super::dialect::dynamic(
+                db.backend,
+                format!(
+                    "DELETE FROM logs WHERE id IN \
+                     (SELECT id FROM logs WHERE created_at < ? ORDER BY created_at LIMIT ?) \
+                     RETURNING {COLS}"
+                ),
+            );
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(ts)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+            let n = rows.len() as u64;
+            (rows, n)
         }
     };
-    let res = sqlx::query(db.sql(sql))
-        .bind(ts)
-        .bind(limit)
-        .execute(&db.pool)
-        .await?;
-    Ok(res.rows_affected())
+    let mut deltas = std::collections::BTreeMap::new();
+    for r in &rows {
+        let l = Log {
+            r#type: r.try_get("type")?,
+            created_at: r.try_get("created_at")?,
+            model_name: r.try_get("model_name")?,
+            channel_id: r.try_get("channel_id")?,
+            quota: r.try_get("quota")?,
+            prompt_tokens: r.try_get("prompt_tokens")?,
+            completion_tokens: r.try_get("completion_tokens")?,
+            ..Default::default()
+        };
+        log_rollups::add(&mut deltas, &l, -1);
+    }
+    if !deltas.is_empty() {
+        log_rollups::apply(db, &mut tx, &deltas).await?;
+    }
+    tx.commit().await?;
+    Ok(deleted)
 }
 
 /// One row of the user dashboard: consumption per UTC day and model.

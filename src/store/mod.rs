@@ -13,6 +13,7 @@ pub mod abilities;
 pub mod channels;
 pub mod dialect;
 pub mod ledger;
+pub mod log_rollups;
 pub mod logs;
 pub mod oneapi;
 pub mod options;

@@ -276,7 +276,7 @@ async fn add_log(db: &Db, created_at: i64, content: &str) {
         content: content.into(),
         ..Default::default()
     };
-    logs::insert(db, &db.pool, &row).await.unwrap();
+    logs::insert(db, &row).await.unwrap();
 }
 
 /// Every log's `created_at`, oldest first.

@@ -32,7 +32,7 @@ async fn log_routes_filter_and_scope(backend: Backend) {
             channel_id: 7,
             ..Default::default()
         };
-        insert(db, &db.pool, &l).await.unwrap();
+        insert(db, &l).await.unwrap();
     }
     let other = Log {
         user_id: 1,
@@ -42,7 +42,7 @@ async fn log_routes_filter_and_scope(backend: Backend) {
         content: "manage note".into(),
         ..Default::default()
     };
-    insert(db, &db.pool, &other).await.unwrap();
+    insert(db, &other).await.unwrap();
 
     let all = root.get("/api/log/").await;
     assert_eq!(all["data"].as_array().unwrap().len(), 10);

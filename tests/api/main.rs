@@ -14,6 +14,7 @@ mod hot_path;
 mod import;
 mod jobs;
 mod logs;
+mod logs_rollup;
 mod management_relay;
 mod metrics;
 mod openapi;

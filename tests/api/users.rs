@@ -504,7 +504,7 @@ async fn dashboard_and_available_models(backend: Backend) {
             completion_tokens: 2,
             ..Default::default()
         };
-        tollgate::store::logs::insert(&app.state.log_db, &app.state.log_db.pool, &l)
+        tollgate::store::logs::insert(&app.state.log_db, &l)
             .await
             .unwrap();
     }
