@@ -109,7 +109,7 @@ pub async fn proxy(
         channel_id: channel.id,
         ..Default::default()
     };
-    if let Err(e) = logs::insert(&state.log_db, &state.log_db.pool, &row).await {
+    if let Err(e) = logs::insert(&state.log_db, &row).await {
         tracing::warn!(error = %e, "cannot write a proxy log");
     }
     let res = outcome.map_err(|e| AppError::Upstream {
