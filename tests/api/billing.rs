@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use tollgate::store::logs::{self, LogFilter};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -222,6 +223,19 @@ async fn batched_writer_still_bills_everything(backend: Backend, mode: LedgerMod
     let u = user_row(&app, uid).await;
     assert_eq!(u.quota, 1_000_000 - 5 * 750);
     assert_eq!(logged_quota(&app, uid).await, 5 * 750);
+    // The writer added the batch's consume logs to the rollup that serves the stat.
+    let db = &app.state.log_db;
+    for f in [
+        LogFilter::default(),
+        LogFilter {
+            model_name: "gpt-4".into(),
+            ..Default::default()
+        },
+    ] {
+        let stat = logs::sum_consume_quota(db, &f).await.unwrap();
+        assert_eq!(stat, logs::sum_consume_quota_raw(db, &f).await.unwrap());
+        assert!(stat >= 5 * 750);
+    }
     app.finish().await;
 }
 
