@@ -227,10 +227,13 @@ impl Ledger {
                 );
                 let mut loaded = false;
                 loop {
-                    let r = q
-                        .reserve(base.user_id, token, amount, &id, &value)
-                        .await
-                        .map_err(LedgerError::Redis)?;
+                    let r = match q.reserve(base.user_id, token, amount, &id, &value).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            self.release_unanswered(q, base.user_id, token, &id, amount);
+                            return Err(LedgerError::Redis(e));
+                        }
+                    };
                     match r {
                         Reserve::Ok => break,
                         Reserve::UserShort => return Ok(Err(ReserveError::User)),
@@ -297,6 +300,33 @@ impl Ledger {
                 });
             }
         }
+    }
+
+    /// A reserve script whose answer never came (a timeout under load) may still have run and
+    /// left a hold that nobody would settle: release it now and twice more later (the script may
+    /// still be queued). Releasing is idempotent, and a hold that was never made is a no-op.
+    fn release_unanswered(
+        &self,
+        q: &Arc<QuotaStore>,
+        user_id: i64,
+        token: Option<i64>,
+        id: &str,
+        amount: i64,
+    ) {
+        let (q, id) = (q.clone(), id.to_string());
+        self.rt.spawn(async move {
+            for delay in [0, 5, 30] {
+                tokio::time::sleep(Duration::from_secs(delay)).await;
+                match q.release(user_id, token, &id, amount).await {
+                    Ok(true) => {
+                        tracing::warn!(hold = %id, "released the hold of an unanswered reservation");
+                        return;
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, hold = %id, "cannot release a hold yet"),
+                }
+            }
+        });
     }
 
     /// Runs a Redis step until it succeeds (Redis may be restarting); `flush` waits for it.

@@ -277,3 +277,121 @@ async fn a_settlement_outlives_the_worker_that_made_it(backend: Backend) {
     assert_eq!(token_row(&app, tid).await.remain_quota, 5_000 - 60);
     app.finish().await;
 }
+
+crate::db_test!(an_unanswered_reservation_does_not_keep_its_hold);
+
+/// A reply from Redis slower than the client's bound (4 s): the reserve script ran, the node saw
+/// a timeout and answered 503. The hold it left must be released, or the quota stays taken with
+/// nothing to settle it (seen as a rare quota mismatch in the billing tests under heavy load).
+async fn an_unanswered_reservation_does_not_keep_its_hold(backend: Backend) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let Some(redis) = crate::helpers::redis_url() else {
+        return;
+    };
+    let slow = Arc::new(AtomicBool::new(false));
+    let port = slow_replies_proxy(
+        redis.trim_start_matches("redis://").to_string(),
+        slow.clone(),
+    )
+    .await;
+    let conn = format!("redis://127.0.0.1:{port}");
+    let Some(app) = spawn_app_mode(
+        backend,
+        LedgerMode::Redis,
+        &[("REDIS_CONN_STRING", conn.as_str())],
+    )
+    .await
+    else {
+        return;
+    };
+    let uid = user(&app, 10_000, "default", 1).await;
+    let (tid, _) = token(&app, uid, Some(5_000)).await;
+    let ledger = app.state.relay.ledger.clone();
+    let q = app.state.relay.redis.clone().expect("redis mode");
+    let base = tollgate::store::ledger::Movement {
+        user_id: uid,
+        token_id: tid,
+        ..Default::default()
+    };
+    // Loads the balances into Redis.
+    ledger
+        .reserve(base.clone(), 100)
+        .await
+        .unwrap()
+        .unwrap()
+        .refund();
+    ledger.flush().await;
+    let balance = || async { q.balance(&q.user_key(uid)).await.unwrap() };
+    assert_eq!(balance().await, Some(10_000));
+    slow.store(true, Ordering::SeqCst);
+    assert!(
+        ledger.reserve(base, 100).await.is_err(),
+        "the reply came in time"
+    );
+    slow.store(false, Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while balance().await != Some(10_000) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hold of the unanswered reservation is kept: {:?}",
+            balance().await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    app.finish().await;
+}
+
+/// A TCP relay to Redis that, while `slow` is set, holds for 5 s the reply to each script call
+/// (`EVALSHA`/`EVAL`; the call itself reaches Redis at once). Other replies (the pool's health
+/// checks) pass at once.
+async fn slow_replies_proxy(target: String, slow: Arc<std::sync::atomic::AtomicBool>) -> u16 {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let (slow, target) = (slow.clone(), target.clone());
+            tokio::spawn(async move {
+                let Ok(mut out) = tokio::net::TcpStream::connect(&target).await else {
+                    return;
+                };
+                let held = AtomicUsize::new(0);
+                let (mut ri, mut wi) = inbound.split();
+                let (mut ro, mut wo) = out.split();
+                let replies = async {
+                    let mut buf = vec![0u8; 16384];
+                    while let Ok(n) = ro.read(&mut buf).await {
+                        if n == 0 {
+                            return;
+                        }
+                        if held.load(Ordering::SeqCst) > 0 {
+                            held.fetch_sub(1, Ordering::SeqCst);
+                            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                        }
+                        if wi.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                let commands = async {
+                    let mut buf = vec![0u8; 16384];
+                    while let Ok(n) = ri.read(&mut buf).await {
+                        if n == 0 {
+                            return;
+                        }
+                        let script = buf[..n].windows(4).any(|w| w.eq_ignore_ascii_case(b"EVAL"));
+                        if script && slow.load(Ordering::SeqCst) {
+                            held.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if wo.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                tokio::select! { _ = replies => {}, _ = commands => {} }
+            });
+        }
+    });
+    port
+}
