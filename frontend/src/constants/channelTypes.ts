@@ -30,7 +30,7 @@ export const CHANNEL_TYPES: ChannelType[] = [
   { id: 42, label: 'Vertex AI', baseUrl: '', keyHint: 'Leave any value; ADC JSON in config', config: ['region', 'vertex_ai_project_id', 'vertex_ai_adc'], color: 'blue' },
   { id: 35, label: 'Cohere', baseUrl: 'https://api.cohere.ai', color: 'teal' },
   { id: 37, label: 'Cloudflare Workers AI', baseUrl: 'https://api.cloudflare.com', config: ['user_id'], keyHint: 'API token', color: 'orange' },
-  { id: 34, label: 'Coze', baseUrl: 'https://api.coze.com', config: ['user_id'], keyHint: 'Personal access token', color: 'blue' },
+  { id: 34, label: 'Coze', baseUrl: 'https://api.coze.com', config: ['user_id', 'api_version'], keyHint: 'Personal access token', color: 'blue' },
   { id: 45, label: 'xAI', baseUrl: 'https://api.x.ai', color: 'dark' },
   { id: 39, label: 'Together AI', baseUrl: 'https://api.together.xyz', color: 'blue' },
   { id: 44, label: 'SiliconFlow', baseUrl: 'https://api.siliconflow.cn', color: 'violet' },
