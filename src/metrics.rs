@@ -14,14 +14,13 @@
 //!   reads them when the response leaves the handler (`relay_requests_total`, with the status the
 //!   client got) and, for a 2xx answer, wraps the body to time the first chunk handed to the
 //!   client (TTFB) and the end of the body (latency), streams included.
-//! - [`upstream_error`] counts each failed upstream attempt; [`upstream_transport`] notes just
-//!   before it whether a reqwest error was a timeout (same poll, same thread: see `TRANSPORT`).
+//! - [`upstream_error`] counts each failed upstream attempt, with how it failed below HTTP (a
+//!   timeout or a connection failure) when it did.
 //! - [`settled`] counts tokens and quota when a request is billed.
 //! - Label cardinality is bounded: a `model` label is a model the routing table knows (routed or
 //!   a mapping target), else `other`; `channel` is a channel id; `status` an HTTP status or
 //!   `connect`/`timeout`.
 
-use std::cell::Cell;
 use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::{LazyLock, OnceLock, RwLock};
@@ -163,23 +162,15 @@ pub fn relay_route(req: &HttpRequest, state: &AppState, model: &str, channel: Op
     req.extensions_mut().insert(labels);
 }
 
-thread_local! {
-    /// What [`upstream_transport`] saw; taken by the [`upstream_error`] that follows in the
-    /// same poll of the relay future (no await between them), so it never leaks across requests.
-    static TRANSPORT: Cell<Option<&'static str>> = const { Cell::new(None) };
-}
-
-/// Relay: notes how an upstream call failed below HTTP (call where the reqwest error is seen).
-pub fn upstream_transport(e: &reqwest::Error) {
-    let kind = if e.is_timeout() { "timeout" } else { "connect" };
-    TRANSPORT.with(|t| t.set(Some(kind)));
-}
-
 /// Relay: one failed upstream attempt on `channel` (retried or not):
 /// `tollgate_upstream_errors_total{channel,status}` with the upstream's HTTP status, or
 /// `connect`/`timeout` when no HTTP answer came.
-pub fn upstream_error(channel: i64, error: &crate::error::AppError) {
-    let transport = TRANSPORT.with(Cell::take);
+/// `transport` is how the call failed below HTTP, when it did (`timeout`, `connect`).
+pub fn upstream_error(
+    channel: i64,
+    error: &crate::error::AppError,
+    transport: Option<&'static str>,
+) {
     let status = match error {
         crate::error::AppError::Upstream { status, body } => {
             let code = body.get("code").and_then(|c| c.as_str()).unwrap_or("");

@@ -225,12 +225,15 @@ impl Billing {
 struct Failure {
     error: AppError,
     retryable: bool,
+    /// How the call failed below HTTP (`timeout`, `connect`), for the error metric.
+    transport: Option<&'static str>,
 }
 
 fn upstream_failure(status: u16, err: Value) -> Failure {
     Failure {
         retryable: status == 429 || status >= 500,
         error: AppError::Upstream { status, body: err },
+        transport: None,
     }
 }
 
@@ -241,6 +244,15 @@ fn transport_failure(msg: String, code: &str) -> Failure {
             status: 500,
             body: json!({"message": msg, "type": "one_api_error", "param": "", "code": code}),
         },
+        transport: None,
+    }
+}
+
+/// A reqwest error while `what` (the message keeps no URL, which may carry a key).
+fn reqwest_failure(e: &reqwest::Error, what: &str, code: &str) -> Failure {
+    Failure {
+        transport: Some(if e.is_timeout() { "timeout" } else { "connect" }),
+        ..transport_failure(format!("{what}: {}", without_url(e)), code)
     }
 }
 
@@ -931,7 +943,7 @@ pub(crate) async fn run(
             }
             Err(failure) => {
                 tracing::warn!(channel_id = channel.id, attempt, error = %failure.error, "upstream call failed");
-                crate::metrics::upstream_error(channel.id, &failure.error);
+                crate::metrics::upstream_error(channel.id, &failure.error, failure.transport);
                 handle_failure(&state, &channel, &failure, auto_disable).await;
                 tried.insert(channel.id);
                 if failure.retryable && attempt < retries {
@@ -1045,13 +1057,7 @@ async fn send(
             .map_err(|_| transport_failure("upstream timed out".into(), "do_request_failed"))?,
         _ => fut.await,
     }
-    .map_err(|e| {
-        crate::metrics::upstream_transport(&e);
-        transport_failure(
-            format!("do request failed: {}", without_url(&e)),
-            "do_request_failed",
-        )
-    })?;
+    .map_err(|e| reqwest_failure(&e, "do request failed", "do_request_failed"))?;
     let status = resp.status().as_u16();
     let content_type = resp
         .headers()
@@ -1075,10 +1081,7 @@ async fn send(
                     Some(Ok(b)) if b.is_empty() => continue,
                     Some(Ok(b)) => return Ok(b),
                     Some(Err(e)) => {
-                        return Err(transport_failure(
-                            format!("stream failed: {}", without_url(&e)),
-                            "do_request_failed",
-                        ));
+                        return Err(reqwest_failure(&e, "stream failed", "do_request_failed"));
                     }
                     None => return Ok(Bytes::new()),
                 }
@@ -1092,13 +1095,10 @@ async fn send(
         };
         return Ok(Sent::Stream { first, rest });
     }
-    let body = resp.bytes().await.map_err(|e| {
-        crate::metrics::upstream_transport(&e);
-        transport_failure(
-            format!("reading response failed: {}", without_url(&e)),
-            "read_response_failed",
-        )
-    })?;
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| reqwest_failure(&e, "reading response failed", "read_response_failed"))?;
     Ok(Sent::Full {
         status,
         content_type,
@@ -1123,6 +1123,7 @@ fn exchanged(
                 status: e.status,
                 body: e.body,
             },
+            transport: None,
         }),
     }
 }

@@ -93,6 +93,8 @@ pub struct RoutingTable {
     pub channels: HashMap<i64, Arc<Channel>>,
     /// group -> model -> candidate channel ids sorted by priority, highest first.
     routes: HashMap<String, HashMap<String, Vec<Arc<Channel>>>>,
+    /// Every routed model and every model-mapping target (see [`RoutingTable::knows_model`]).
+    models: HashSet<String>,
 }
 
 impl RoutingTable {
@@ -121,7 +123,20 @@ impl RoutingTable {
                 list.dedup_by_key(|c| c.id);
             }
         }
-        RoutingTable { channels, routes }
+        let models = routes
+            .values()
+            .flat_map(|m| m.keys().cloned())
+            .chain(
+                channels
+                    .values()
+                    .flat_map(|c| c.model_mapping.values().cloned()),
+            )
+            .collect();
+        RoutingTable {
+            channels,
+            routes,
+            models,
+        }
     }
 
     /// Picks a channel for `model` in `group`, skipping `exclude`.
@@ -157,11 +172,7 @@ impl RoutingTable {
     /// Whether some group routes `model` or some channel maps a model to it (keeps metric
     /// labels to configured model names).
     pub fn knows_model(&self, model: &str) -> bool {
-        self.routes.values().any(|m| m.contains_key(model))
-            || self
-                .channels
-                .values()
-                .any(|c| c.model_mapping.values().any(|m| m == model))
+        self.models.contains(model)
     }
 }
 
