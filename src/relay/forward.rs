@@ -432,12 +432,14 @@ async fn prompt_tokens(mode: RelayMode, meta: &RequestMeta, size: usize) -> i64 
     let Some(json) = &meta.json else { return 0 };
     match mode {
         RelayMode::ChatCompletions => {
-            let msgs = json
-                .get("messages")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            tokenizer::count_messages_async(meta.model.clone(), msgs, size).await
+            let msgs = json.get("messages").and_then(Value::as_array);
+            let msgs = msgs.map_or(&[][..], Vec::as_slice);
+            // Small prompts are counted in place; only large ones are copied to the blocking pool.
+            if size < tokenizer::BLOCKING_THRESHOLD {
+                tokenizer::count_messages(&meta.model, msgs)
+            } else {
+                tokenizer::count_messages_async(meta.model.clone(), msgs.to_vec(), size).await
+            }
         }
         RelayMode::Completions => json
             .get("prompt")
