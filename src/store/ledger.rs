@@ -140,6 +140,9 @@ pub async fn apply(db: &Db, tx: &mut Tx<'_>, moves: &[Movement]) -> Result<Vec<i
     Ok(charges)
 }
 
+/// Tokens updated by one statement (4 parameters each: far below every database's limit).
+const TOKENS_PER_STATEMENT: usize = 200;
+
 /// Pending additive deltas: users (quota, used_quota, request_count), tokens (remain_quota,
 /// used_quota; accessed_time is set), channels (used_quota). Ordered maps keep the lock order
 /// the same in every transaction.
@@ -164,25 +167,47 @@ impl Sums {
             .execute(&mut **tx)
             .await?;
         }
-        for (id, (remain, used)) in std::mem::take(&mut self.tokens) {
-            if remain == 0 && used == 0 {
-                sqlx::query(db.sql("UPDATE tokens SET accessed_time = ? WHERE id = ?"))
-                    .bind(ts)
-                    .bind(id)
-                    .execute(&mut **tx)
-                    .await?;
-                continue;
+        // Tokens are many per batch (one per distinct key used): a few statements for all of them.
+        let tokens = std::mem::take(&mut self.tokens);
+        let (touched, moved): (Vec<_>, Vec<_>) = tokens
+            .into_iter()
+            .partition(|(_, (remain, used))| *remain == 0 && *used == 0);
+        for chunk in touched.chunks(TOKENS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE tokens SET accessed_time = ? WHERE id IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(super::dialect::dynamic(
+                db.backend, sql,
+            )))
+            .bind(ts);
+            for (id, _) in chunk {
+                q = q.bind(*id);
             }
-            sqlx::query(db.sql(
-                "UPDATE tokens SET remain_quota = remain_quota + ?, used_quota = used_quota + ?, \
-                 accessed_time = ? WHERE id = ?",
-            ))
-            .bind(remain)
-            .bind(used)
-            .bind(ts)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
+            q.execute(&mut **tx).await?;
+        }
+        for chunk in moved.chunks(TOKENS_PER_STATEMENT) {
+            let cases = vec!["WHEN ? THEN ?"; chunk.len()].join(" ");
+            let sql = format!(
+                "UPDATE tokens SET remain_quota = remain_quota + CASE id {cases} END, \
+                 used_quota = used_quota + CASE id {cases} END, accessed_time = ? \
+                 WHERE id IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(super::dialect::dynamic(
+                db.backend, sql,
+            )));
+            for (id, (remain, _)) in chunk {
+                q = q.bind(*id).bind(*remain);
+            }
+            for (id, (_, used)) in chunk {
+                q = q.bind(*id).bind(*used);
+            }
+            q = q.bind(ts);
+            for (id, _) in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&mut **tx).await?;
         }
         for (id, used) in std::mem::take(&mut self.channels) {
             sqlx::query(db.sql("UPDATE channels SET used_quota = used_quota + ? WHERE id = ?"))

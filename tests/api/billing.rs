@@ -219,10 +219,26 @@ async fn batched_writer_still_bills_everything(backend: Backend, mode: LedgerMod
             200
         );
     }
+    // Several limited tokens in one batch (the writer updates them in one statement).
+    let mut limited = Vec::new();
+    for n in 1..=3i64 {
+        let (tid, key) = token(&app, uid, Some(100_000)).await;
+        for _ in 0..n {
+            let res = post(&app, &key, "/v1/chat/completions", &body()).await;
+            assert_eq!(res.status(), 200);
+        }
+        limited.push((tid, n));
+    }
     settled(&app).await;
+    for (tid, n) in limited {
+        let t = token_row(&app, tid).await;
+        assert_eq!(t.remain_quota, 100_000 - n * 750, "token {tid}");
+        assert_eq!(t.used_quota, n * 750, "token {tid}");
+        assert!(t.accessed_time > 0);
+    }
     let u = user_row(&app, uid).await;
-    assert_eq!(u.quota, 1_000_000 - 5 * 750);
-    assert_eq!(logged_quota(&app, uid).await, 5 * 750);
+    assert_eq!(u.quota, 1_000_000 - 11 * 750);
+    assert_eq!(logged_quota(&app, uid).await, 11 * 750);
     // The writer added the batch's consume logs to the rollup that serves the stat.
     let db = &app.state.log_db;
     for f in [
