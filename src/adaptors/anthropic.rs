@@ -86,10 +86,7 @@ fn push_turn(out: &mut Vec<Value>, role: &str, mut blocks: Vec<Value>) {
 
 /// Translates an OpenAI chat completion request into an Anthropic Messages request.
 pub fn to_messages_request(req: &Value) -> Result<Value, String> {
-    let messages = req
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or("messages must be an array")?;
+    let messages = super::messages_of(req)?;
     let mut system = Vec::new();
     let mut turns: Vec<Value> = Vec::new();
     for m in messages {

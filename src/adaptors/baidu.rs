@@ -67,34 +67,14 @@ pub fn token_url(base: &str, key: &str) -> Option<String> {
 /// The token endpoint's answer: `Ok((access_token, expires_in))` or the OpenAI error for
 /// `{"error", "error_description"}`.
 pub fn parse_token(body: &[u8]) -> Result<(String, u64), Value> {
-    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    match v.get("access_token").and_then(Value::as_str) {
-        Some(t) if !t.is_empty() => Ok((
-            t.to_string(),
-            v.get("expires_in").and_then(Value::as_u64).unwrap_or(3600),
-        )),
-        _ => {
-            let code = v.get("error").and_then(Value::as_str).unwrap_or("no_token");
-            let desc = v
-                .get("error_description")
-                .and_then(Value::as_str)
-                .unwrap_or("the token endpoint returned no access token");
-            Err(
-                json!({"message": format!("Baidu access token: {code}: {desc}"),
-                "type": "authentication_error", "param": "", "code": code}),
-            )
-        }
-    }
+    super::parse_oauth_token(body, "Baidu")
 }
 
 /// An OpenAI chat request as an ERNIE chat body: system messages -> `system`, the others as
 /// messages; `temperature`, `top_p`, `penalty_score` (given, else a `frequency_penalty` in
 /// ERNIE's range 1..=2), `max_tokens` -> `max_output_tokens`, `user` -> `user_id`.
 pub fn to_chat_request(req: &Value, stream: bool) -> Result<Value, String> {
-    let messages = req
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or("messages must be an array")?;
+    let messages = super::messages_of(req)?;
     let mut system = Vec::new();
     let mut out_messages = Vec::new();
     for m in messages {

@@ -51,10 +51,7 @@ pub fn llama3_prompt(messages: &[Value]) -> String {
 
 /// An OpenAI chat request as Bedrock's Llama body (`max_gen_len` 2048 by default, as One API).
 pub fn to_llama_body(req: &Value) -> Result<Value, String> {
-    let messages = req
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or("messages must be an array")?;
+    let messages = super::messages_of(req)?;
     let mut body = serde_json::json!({
         "prompt": llama3_prompt(messages),
         "max_gen_len": req

@@ -79,10 +79,7 @@ fn parts_of(content: &Value) -> Vec<Value> {
 
 /// Translates an OpenAI chat completion request into a `generateContent` request.
 pub fn to_generate_request(req: &Value, safety: &str) -> Result<Value, String> {
-    let messages = req
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or("messages must be an array")?;
+    let messages = super::messages_of(req)?;
     let mut system = Vec::new();
     let mut contents: Vec<Value> = Vec::new();
     // tool_call_id -> function name, for functionResponse parts.

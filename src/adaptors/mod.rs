@@ -19,6 +19,36 @@ pub mod vertex;
 pub mod xunfei;
 pub mod zhipu;
 
+/// The `messages` of an OpenAI chat request; `Err` is the client's error (400).
+pub fn messages_of(req: &serde_json::Value) -> Result<&Vec<serde_json::Value>, String> {
+    req.get("messages")
+        .and_then(serde_json::Value::as_array)
+        .ok_or_else(|| "messages must be an array".to_string())
+}
+
+/// An OAuth token endpoint's answer (Baidu's, Google's): `Ok((access_token, expires_in))`, else
+/// the OpenAI error for its `{"error", "error_description"}`, naming `provider`.
+pub fn parse_oauth_token(body: &[u8], provider: &str) -> Result<(String, u64), serde_json::Value> {
+    use serde_json::Value;
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    match v.get("access_token").and_then(Value::as_str) {
+        Some(t) if !t.is_empty() => Ok((
+            t.to_string(),
+            v.get("expires_in").and_then(Value::as_u64).unwrap_or(3600),
+        )),
+        _ => {
+            let code = v.get("error").and_then(Value::as_str).unwrap_or("no_token");
+            let desc = v
+                .get("error_description")
+                .and_then(Value::as_str)
+                .unwrap_or("the token endpoint returned no access token");
+            Err(serde_json::json!({
+                "message": format!("{provider} access token: {code}: {desc}"),
+                "type": "authentication_error", "param": "", "code": code}))
+        }
+    }
+}
+
 /// The text of an OpenAI message content (a string, or its text parts joined by newlines).
 pub fn text_of(content: &serde_json::Value) -> String {
     use serde_json::Value;

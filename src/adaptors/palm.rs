@@ -20,10 +20,7 @@ pub fn model_id(model: &str) -> &str {
 
 /// An OpenAI chat request as a `generateMessage` body.
 pub fn to_message_request(req: &Value) -> Result<Value, String> {
-    let messages = req
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or("messages must be an array")?;
+    let messages = super::messages_of(req)?;
     let mut context = Vec::new();
     let mut out = Vec::new();
     for m in messages {

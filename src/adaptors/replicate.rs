@@ -23,10 +23,7 @@ pub fn url(base: &str, model: &str) -> String {
 /// `temperature`, `top_p` (default 1), `presence_penalty`, `frequency_penalty` (default 0);
 /// `stream: true` when the client streams.
 pub fn to_prediction(req: &Value, stream: bool) -> Result<Value, String> {
-    let messages = req
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or("messages must be an array")?;
+    let messages = super::messages_of(req)?;
     let mut prompt = String::new();
     let mut system = Vec::new();
     for m in messages {

@@ -13,10 +13,7 @@ pub const VERSION: &str = "2023-09-01";
 
 /// An OpenAI chat request as a Hunyuan `ChatCompletions` body.
 pub fn to_chat_request(req: &Value, model: &str, stream: bool) -> Result<Value, String> {
-    let messages = req
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or("messages must be an array")?;
+    let messages = super::messages_of(req)?;
     let messages: Vec<Value> = messages
         .iter()
         .map(|m| {

@@ -184,24 +184,7 @@ pub fn token_request_body(assertion: &str) -> String {
 /// The token endpoint's answer: `Ok((access_token, expires_in))`, or the OpenAI error for
 /// `{"error", "error_description"}`.
 pub fn parse_token(body: &[u8]) -> Result<(String, u64), Value> {
-    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    match v.get("access_token").and_then(Value::as_str) {
-        Some(t) if !t.is_empty() => Ok((
-            t.to_string(),
-            v.get("expires_in").and_then(Value::as_u64).unwrap_or(3600),
-        )),
-        _ => {
-            let code = v.get("error").and_then(Value::as_str).unwrap_or("no_token");
-            let desc = v
-                .get("error_description")
-                .and_then(Value::as_str)
-                .unwrap_or("the token endpoint returned no access token");
-            Err(
-                json!({"message": format!("Vertex AI access token: {code}: {desc}"),
-                "type": "authentication_error", "param": "", "code": code}),
-            )
-        }
-    }
+    super::parse_oauth_token(body, "Vertex AI")
 }
 
 #[cfg(test)]

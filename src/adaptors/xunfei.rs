@@ -126,10 +126,7 @@ pub fn split_key(key: &str) -> Option<(&str, &str, &str)> {
 
 /// An OpenAI chat request as Spark's request frame.
 pub fn to_frame(req: &Value, app_id: &str, domain: &str) -> Result<Value, String> {
-    let messages = req
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or("messages must be an array")?;
+    let messages = super::messages_of(req)?;
     let text: Vec<Value> = messages
         .iter()
         .map(|m| {

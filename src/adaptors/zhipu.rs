@@ -41,10 +41,7 @@ pub fn url(base: &str, model: &str, stream: bool) -> String {
 
 /// An OpenAI chat request as a v3 body (`temperature` and `top_p` clamped to [0, 1] as One API).
 pub fn to_invoke_request(req: &Value) -> Result<Value, String> {
-    let messages = req
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or("messages must be an array")?;
+    let messages = super::messages_of(req)?;
     let prompt: Vec<Value> = messages
         .iter()
         .map(|m| {

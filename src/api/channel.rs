@@ -391,16 +391,15 @@ async fn probe(state: &AppState, c: &Channel, model: &str) -> Result<String, Pro
     };
     let body = bytes::Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
     let mut up = adaptor.build_request(&ctx);
-    up.headers.extend(adaptor.sign(&ctx, &up.url, &body));
-    let mut rb = state
-        .http
-        .post(&up.url)
-        .header("Content-Type", "application/json")
-        .timeout(std::time::Duration::from_secs(60))
-        .body(body.clone());
-    for (k, v) in &up.headers {
-        rb = rb.header(k.as_str(), v.as_str());
-    }
+    let mut rb = crate::relay::forward::upstream_call(
+        state,
+        adaptor,
+        &ctx,
+        &mut up,
+        &body,
+        "application/json",
+    )
+    .timeout(std::time::Duration::from_secs(60));
     // Providers with their own steps (access tokens, a WebSocket, polling) go through them, as
     // a relay call does.
     if crate::relay::exchange::applies(c.r#type) {

@@ -364,8 +364,12 @@ impl RelayMode {
     }
 }
 
-/// Parses the request body and finds the model.
-fn parse_request(req: &HttpRequest, mode: RelayMode, raw: &Bytes) -> Result<RequestMeta, AppError> {
+/// Parses the request body and finds the model (also for a body a front door built).
+pub(crate) fn parse_request(
+    req: &HttpRequest,
+    mode: RelayMode,
+    raw: &Bytes,
+) -> Result<RequestMeta, AppError> {
     let ct = req
         .headers()
         .get("content-type")
@@ -625,13 +629,26 @@ pub(crate) fn parse_chat(req: &HttpRequest, body: &Bytes) -> Result<RequestMeta,
     parse_request(req, RelayMode::ChatCompletions, body)
 }
 
-/// Validates an OpenAI body built by a front door for `mode` (same rules as its `/v1` route).
-pub(crate) fn parse_as(
-    req: &HttpRequest,
-    mode: RelayMode,
+/// The HTTP call of one attempt: `up`'s URL and headers, the adaptor's signature over the final
+/// URL and body (added to `up.headers`), the body. The relay and the channel test both send this.
+pub(crate) fn upstream_call(
+    state: &AppState,
+    adaptor: &dyn super::Adaptor,
+    ctx: &Ctx<'_>,
+    up: &mut super::UpstreamRequest,
     body: &Bytes,
-) -> Result<RequestMeta, AppError> {
-    parse_request(req, mode, body)
+    content_type: &str,
+) -> reqwest::RequestBuilder {
+    up.headers.extend(adaptor.sign(ctx, &up.url, body));
+    let mut rb = state
+        .http
+        .post(&up.url)
+        .header("Content-Type", content_type)
+        .body(body.clone());
+    for (k, v) in &up.headers {
+        rb = rb.header(k.as_str(), v.as_str());
+    }
+    rb
 }
 
 /// The relay proper, for any front door: pick, reserve, send (retrying), answer, settle.
@@ -764,20 +781,12 @@ pub(crate) async fn run(
         if native.is_some() && matches!(front, Front::GeminiEmbed { batch: false, .. }) {
             up.url = up.url.replace(":batchEmbedContents", ":embedContent");
         }
-        up.headers.extend(adaptor.sign(&ctx, &up.url, &body));
         let body_type = if translated {
             "application/json"
         } else {
             content_type.as_str()
         };
-        let mut rb = state
-            .http
-            .post(&up.url)
-            .header("Content-Type", body_type)
-            .body(body.clone());
-        for (k, v) in &up.headers {
-            rb = rb.header(k.as_str(), v.as_str());
-        }
+        let mut rb = upstream_call(&state, adaptor, &ctx, &mut up, &body, body_type);
         match (&accept, meta.stream) {
             (Some(a), _) if !translated => rb = rb.header("Accept", a.as_str()),
             (_, true) if adaptor.event_stream() => {}

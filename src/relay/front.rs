@@ -182,7 +182,7 @@ async fn gemini_inner(
         }
     };
     let body = Bytes::from(serde_json::to_vec(&openai).unwrap_or_default());
-    let meta = forward::parse_as(&req, mode, &body)?;
+    let meta = forward::parse_request(&req, mode, &body)?;
     forward::run(&req, auth, state, mode, body, meta, path.to_string(), front).await
 }
 
