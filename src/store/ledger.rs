@@ -141,7 +141,7 @@ pub async fn apply(db: &Db, tx: &mut Tx<'_>, moves: &[Movement]) -> Result<Vec<i
 }
 
 /// Tokens updated by one statement (4 parameters each: far below every database's limit).
-const TOKENS_PER_STATEMENT: usize = 200;
+const TOKENS_PER_STATEMENT: usize = 128;
 
 /// Pending additive deltas: users (quota, used_quota, request_count), tokens (remain_quota,
 /// used_quota; accessed_time is set), channels (used_quota). Ordered maps keep the lock order
@@ -172,7 +172,7 @@ impl Sums {
         let (touched, moved): (Vec<_>, Vec<_>) = tokens
             .into_iter()
             .partition(|(_, (remain, used))| *remain == 0 && *used == 0);
-        for chunk in touched.chunks(TOKENS_PER_STATEMENT) {
+        for chunk in super::pow2_chunks(&touched, TOKENS_PER_STATEMENT) {
             let sql = format!(
                 "UPDATE tokens SET accessed_time = ? WHERE id IN ({})",
                 vec!["?"; chunk.len()].join(", ")
@@ -186,7 +186,7 @@ impl Sums {
             }
             q.execute(&mut **tx).await?;
         }
-        for chunk in moved.chunks(TOKENS_PER_STATEMENT) {
+        for chunk in super::pow2_chunks(&moved, TOKENS_PER_STATEMENT) {
             let cases = vec!["WHEN ? THEN ?"; chunk.len()].join(" ");
             let sql = format!(
                 "UPDATE tokens SET remain_quota = remain_quota + CASE id {cases} END, \

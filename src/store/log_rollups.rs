@@ -112,7 +112,7 @@ pub fn add(out: &mut BTreeMap<Key, Sums>, l: &Log, sign: i64) {
 }
 
 /// Rows per upsert statement (8 bind values each: well under every backend's limit).
-const UPSERT_ROWS: usize = 500;
+const UPSERT_ROWS: usize = 256;
 
 /// Adds `deltas` to the rollup inside `tx` (multi-row upserts in key order). When some delta is
 /// negative (deleted logs), rows left with no request are removed.
@@ -125,7 +125,7 @@ pub async fn apply(
         .iter()
         .filter(|(_, s)| **s != Sums::default())
         .collect();
-    for chunk in rows.chunks(UPSERT_ROWS) {
+    for chunk in super::pow2_chunks(&rows, UPSERT_ROWS) {
         let mut sql = String::from(
             "INSERT INTO log_rollups (grain, bucket, model_name, channel_id, quota, \
              prompt_tokens, completion_tokens, request_count) VALUES ",

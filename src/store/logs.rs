@@ -60,12 +60,12 @@ pub fn from_row(r: &AnyRow) -> Result<Log, sqlx::Error> {
     })
 }
 
-/// Rows per multi-row `INSERT` (16 bind values each: 8,000 per statement, under SQLite's
+/// Most rows per multi-row `INSERT` (16 bind values each: 4,096 per statement, under SQLite's
 /// 32,766 and PostgreSQL's and MySQL's 65,535).
-const INSERT_ROWS: usize = 500;
+const INSERT_ROWS: usize = 256;
 
-/// Inserts log rows (their `id`s are ignored) inside `tx`, one multi-row `INSERT` per
-/// [`INSERT_ROWS`], and adds the consume logs among them to the rollup in the same transaction
+/// Inserts log rows (their `id`s are ignored) inside `tx`, in multi-row `INSERT`s of
+/// power-of-two sizes up to [`INSERT_ROWS`] (see [`super::pow2_chunks`]), and adds the consume logs among them to the rollup in the same transaction
 /// (`store::log_rollups`): committed together or not at all.
 pub async fn insert_many(db: &Db, tx: &mut Tx<'_>, logs: &[Log]) -> Result<(), sqlx::Error> {
     insert_rows(db, tx, logs).await?;
@@ -94,7 +94,7 @@ async fn insert_rows(
     conn: &mut sqlx::AnyConnection,
     logs: &[Log],
 ) -> Result<(), sqlx::Error> {
-    for chunk in logs.chunks(INSERT_ROWS) {
+    for chunk in super::pow2_chunks(logs, INSERT_ROWS) {
         let mut sql = String::from(
             "INSERT INTO logs (user_id, created_at, type, content, username, token_name, \
              token_id, model_name, quota, prompt_tokens, completion_tokens, channel_id, \

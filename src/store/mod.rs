@@ -267,6 +267,24 @@ pub(crate) fn get_bool(row: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
 /// One API's fixed page size.
 pub const PAGE_SIZE: i64 = 10;
 
+/// Splits `items` into runs whose lengths are powers of two no larger than `max` (largest
+/// first), for multi-row statements whose text depends on the row count. The connection's
+/// statement cache then holds a few plans per statement (not one per count seen, which grew to
+/// tens of MB under load), and a batch reuses them instead of parsing thousands of parameters.
+pub fn pow2_chunks<T>(mut items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    let max = max.max(1);
+    std::iter::from_fn(move || {
+        if items.is_empty() {
+            return None;
+        }
+        let n = items.len().min(max);
+        let run = 1usize << n.ilog2();
+        let (head, rest) = items.split_at(run);
+        items = rest;
+        Some(head)
+    })
+}
+
 /// A `LIKE` pattern matching values that start with `kw`, with `%`, `_` and the escape character
 /// escaped. Use with `LIKE ? ESCAPE '!'` (a portable escape character on every backend).
 pub fn like_prefix(kw: &str) -> String {
@@ -279,6 +297,26 @@ pub fn like_prefix(kw: &str) -> String {
     }
     out.push('%');
     out
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::pow2_chunks;
+
+    #[test]
+    fn runs_are_powers_of_two_that_cover_the_input() {
+        for n in 0..300usize {
+            let items: Vec<usize> = (0..n).collect();
+            let runs: Vec<&[usize]> = pow2_chunks(&items, 64).collect();
+            assert_eq!(runs.concat(), items, "n={n}");
+            assert!(
+                runs.iter()
+                    .all(|r| r.len().is_power_of_two() && r.len() <= 64)
+            );
+        }
+        let lens: Vec<usize> = pow2_chunks(&[0u8; 300], 128).map(<[u8]>::len).collect();
+        assert_eq!(lens, [128, 128, 32, 8, 4]);
+    }
 }
 
 #[cfg(test)]

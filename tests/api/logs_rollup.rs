@@ -11,7 +11,8 @@ use crate::helpers::{Backend, spawn_app};
 
 db_test!(
     rollup_stats_equal_raw_sums,
-    rollup_survives_concurrent_writers
+    rollup_survives_concurrent_writers,
+    batches_of_every_size_leave_no_cached_plans
 );
 
 /// splitmix64: a small deterministic generator (the seed is printed to replay a failure).
@@ -244,5 +245,48 @@ async fn rollup_survives_concurrent_writers(backend: Backend) {
     assert_rollup_exact(&db, seed, "after concurrent writers").await;
     let mut r = Rng(seed);
     compare_stats(&db, &mut r, seed, 50).await;
+    app.finish().await;
+}
+
+/// The writer's multi-row statements differ in text with their row count. Kept in a connection's
+/// statement cache, every count seen became a prepared plan held for the connection's life: under
+/// load the process grew by hundreds of MB. Runs now have power-of-two sizes. sqlx's `Any` driver does not report its cache size,
+/// so PostgreSQL's `pg_prepared_statements` (this session's named statements) shows it there
+/// (regression: 60 more statements after these 30 batches).
+async fn batches_of_every_size_leave_no_cached_plans(backend: Backend) {
+    use sqlx::Acquire;
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let db = app.state.log_db.clone();
+    let mut r = Rng(7);
+    let mut conn = db.pool.acquire().await.unwrap();
+    let prepared = async |conn: &mut sqlx::AnyConnection| -> i64 {
+        sqlx::query("SELECT COUNT(*) FROM pg_prepared_statements")
+            .fetch_one(conn)
+            .await
+            .unwrap()
+            .get(0)
+    };
+    let before = match backend {
+        Backend::Postgres => prepared(&mut conn).await,
+        _ => 0,
+    };
+    for size in 1..=30 {
+        let batch: Vec<Log> = (0..size).map(|_| random_log(&mut r)).collect();
+        let mut tx = conn.begin().await.unwrap();
+        logs::insert_many(&db, &mut tx, &batch).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    if backend == Backend::Postgres {
+        let after = prepared(&mut conn).await;
+        // Runs of 1..16 logs (5 shapes) and of 1..64 rollup rows (7 shapes), and the count.
+        assert!(
+            after <= before + 13,
+            "{after} prepared statements after 30 batch sizes (were {before})"
+        );
+    }
+    drop(conn);
+    assert_rollup_exact(&db, 7, "after batches of every size").await;
     app.finish().await;
 }
