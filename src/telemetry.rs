@@ -5,6 +5,7 @@
 //! error renderers through a task-local. The access log records method, path (never the query
 //! string, which may carry keys), status and latency.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Instant;
 
@@ -79,13 +80,24 @@ pub fn civil_from_unix(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     )
 }
 
-/// Installs the global subscriber. Returns the guard that flushes the file writer on drop.
-pub fn init(log_dir: Option<&Path>, only_one_file: bool, debug: bool) -> Option<WorkerGuard> {
+/// Installs the global subscriber. Returns the guards that flush the writers on drop.
+///
+/// Lines are written by a background thread (not lossy: a full queue waits), so the access log
+/// of every request costs its formatting only, not a `write` on the stdout lock; colours only
+/// when stdout is a terminal.
+pub fn init(log_dir: Option<&Path>, only_one_file: bool, debug: bool) -> Vec<WorkerGuard> {
     let default = if debug { "debug" } else { "info" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!("{default},sqlx=warn,actix_server=warn,hyper=warn"))
     });
-    let stdout = fmt::layer().with_target(false);
+    let (out, out_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("tollgate-log")
+        .finish(std::io::stdout());
+    let stdout = fmt::layer()
+        .with_target(false)
+        .with_ansi(std::io::stdout().is_terminal())
+        .with_writer(out);
     let (file, guard) = match log_dir {
         Some(dir) => {
             let appender = if only_one_file {
@@ -111,7 +123,7 @@ pub fn init(log_dir: Option<&Path>, only_one_file: bool, debug: bool) -> Option<
         .with(stdout)
         .with(file)
         .try_init();
-    guard
+    std::iter::once(out_guard).chain(guard).collect()
 }
 
 static ONEAPI_HEADER: HeaderName = HeaderName::from_static("x-oneapi-request-id");
