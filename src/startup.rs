@@ -113,6 +113,7 @@ impl Application {
         let state = AppState {
             relay,
             http: http_client(&cfg)?,
+            http_id: AppState::next_http_id(),
             cfg: Arc::new(cfg),
             db,
             log_db,

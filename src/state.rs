@@ -13,9 +13,39 @@ pub struct AppState {
     /// The database holding `logs` (`LOG_SQL_DSN`, or the main one).
     pub log_db: Db,
     pub options: OptionStore,
-    /// The one pooled client for upstream calls.
+    /// The pooled client for upstream calls off the relay's hot path (channel tests, jobs, the
+    /// proxy type); the relay uses [`AppState::upstream`].
     pub http: reqwest::Client,
+    /// Tells this state's per-thread upstream clients from another's (tests run many apps).
+    pub http_id: u64,
     pub start_time: i64,
     /// The relay's routing table, caches and quota ledger.
     pub relay: crate::relay::RelayState,
+}
+
+impl AppState {
+    /// The upstream client of the current thread, built like `http` on first use. A client's
+    /// connections are driven by tasks on the runtime that opened them, so a pool shared by
+    /// actix's workers (one runtime each) woke the other worker's thread for every write and
+    /// read of half the requests. One pool per worker keeps a relay request on its thread.
+    pub fn upstream(&self) -> reqwest::Client {
+        thread_local! {
+            static CLIENTS: std::cell::RefCell<Vec<(u64, reqwest::Client)>> =
+                const { std::cell::RefCell::new(Vec::new()) };
+        }
+        CLIENTS.with_borrow_mut(|clients| {
+            if let Some((_, c)) = clients.iter().find(|(id, _)| *id == self.http_id) {
+                return c.clone();
+            }
+            let c = crate::startup::http_client(&self.cfg).unwrap_or_else(|_| self.http.clone());
+            clients.push((self.http_id, c.clone()));
+            c
+        })
+    }
+
+    /// A fresh id for [`AppState::http_id`].
+    pub fn next_http_id() -> u64 {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
 }

@@ -19,15 +19,24 @@ pub fn warm_up() {
 }
 
 fn encoder(model: &str) -> &'static CoreBPE {
-    let m = model.to_ascii_lowercase();
-    if m.starts_with("gpt-4o")
-        || m.starts_with("chatgpt-4o")
-        || m.starts_with("gpt-4.1")
-        || m.starts_with("gpt-4.5")
-        || m.starts_with("gpt-5")
-        || m.starts_with("o1")
-        || m.starts_with("o3")
-        || m.starts_with("o4")
+    // Case-insensitive prefixes, without a lowercased copy per call (this runs per message).
+    let starts = |p: &str| {
+        model
+            .get(..p.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(p))
+    };
+    if [
+        "gpt-4o",
+        "chatgpt-4o",
+        "gpt-4.1",
+        "gpt-4.5",
+        "gpt-5",
+        "o1",
+        "o3",
+        "o4",
+    ]
+    .into_iter()
+    .any(starts)
     {
         tiktoken_rs::o200k_base_singleton()
     } else {
@@ -140,5 +149,23 @@ mod tests {
         assert_eq!(count_messages("gpt-4", &m), 10);
         assert_eq!(count_input("gpt-4", &json!(["a b", "c"])), 3);
         assert_eq!(count_text("gpt-4o", ""), 0);
+    }
+
+    #[test]
+    fn picks_the_encoding_by_prefix_in_any_case() {
+        let o200k: *const CoreBPE = tiktoken_rs::o200k_base_singleton();
+        let cl100k: *const CoreBPE = tiktoken_rs::cl100k_base_singleton();
+        for m in [
+            "gpt-4o-mini",
+            "GPT-4O",
+            "o3-mini",
+            "gpt-5",
+            "ChatGPT-4o-latest",
+        ] {
+            assert!(std::ptr::eq(encoder(m), o200k), "{m}");
+        }
+        for m in ["gpt-4", "gpt-3.5-turbo", "o", "", "claude-3", "gpt-4-turbo"] {
+            assert!(std::ptr::eq(encoder(m), cl100k), "{m}");
+        }
     }
 }

@@ -641,7 +641,7 @@ pub(crate) fn upstream_call(
 ) -> reqwest::RequestBuilder {
     up.headers.extend(adaptor.sign(ctx, &up.url, body));
     let mut rb = state
-        .http
+        .upstream()
         .post(&up.url)
         .header("Content-Type", content_type)
         .body(body.clone());
@@ -841,9 +841,14 @@ pub(crate) async fn run(
                         | RelayMode::AudioSpeech
                         | RelayMode::ImagesGenerations
                 );
-                if text_mode && !translated {
+                // An OpenAI answer to an OpenAI client is billed from its usage alone; the
+                // whole body is parsed only when usage is missing (to count the text).
+                let passed_usage = (text_mode && !translated && matches!(front, Front::OpenAi))
+                    .then(|| super::openai::usage_of(&body))
+                    .flatten();
+                if text_mode && !translated && passed_usage.is_none() {
                     openai = serde_json::from_slice::<Value>(&body).ok();
-                } else if text_mode {
+                } else if text_mode && translated {
                     match adaptor.convert_response(&ctx, &body) {
                         Ok(v) => {
                             if native.is_none() {
@@ -866,6 +871,7 @@ pub(crate) async fn run(
                     (_, RelayMode::AudioTranscription | RelayMode::AudioTranslation) => {
                         (None, transcription_text(&body))
                     }
+                    _ if passed_usage.is_some() => (passed_usage, String::new()),
                     // The text is only counted when the upstream reports no usage.
                     (Some(v), _) => match adaptor.parse_usage(v) {
                         Some(u) => (Some(u), String::new()),

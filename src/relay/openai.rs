@@ -63,6 +63,19 @@ pub fn request_url(channel_type: i64, base_url: &str, path: &str, user_id: Optio
     }
 }
 
+/// The `usage` of an OpenAI answer, read without building the rest of the body (the other
+/// fields are skipped, not allocated): billing a passed-through answer needs nothing else.
+/// `None` when the body is not JSON or reports no usage.
+pub fn usage_of(body: &[u8]) -> Option<super::types::Usage> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        #[serde(default)]
+        usage: Option<Value>,
+    }
+    let usage = serde_json::from_slice::<Answer>(body).ok()?.usage?;
+    super::types::Usage::from_json(&usage)
+}
+
 /// The generated text of an OpenAI chat or completion response.
 pub fn completion_text(body: &Value) -> String {
     let mut out = String::new();
@@ -142,6 +155,25 @@ impl Adaptor for OpenAi {
 
     fn map_error(&self, status: u16, body: &[u8]) -> Value {
         openai_error(status, body)
+    }
+}
+
+#[cfg(test)]
+mod usage_tests {
+    use super::usage_of;
+
+    #[test]
+    fn usage_is_read_without_the_rest() {
+        let body = br#"{"id":"x","choices":[{"message":{"content":"hi \"there\""}}],
+            "usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#;
+        let u = usage_of(body).unwrap();
+        assert_eq!(
+            (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+            (12, 3, 15)
+        );
+        assert!(usage_of(br#"{"choices":[],"usage":null}"#).is_none());
+        assert!(usage_of(br#"{"choices":[]}"#).is_none());
+        assert!(usage_of(b"not json").is_none());
     }
 }
 
