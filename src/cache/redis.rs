@@ -70,10 +70,14 @@ impl RedisTarget {
     }
 }
 
-/// A pool for any of the three modes.
+/// Connections for any of the three modes.
 #[derive(Clone)]
 pub enum RedisPool {
-    Standalone(deadpool_redis::Pool),
+    /// One multiplexed connection that reconnects by itself, shared by every caller: commands
+    /// are pipelined on it. (A pool checks a connection out per command, and deadpool-redis
+    /// recycles each with an `UNWATCH` + `PING` round trip: two of the three commands Redis
+    /// served per relay request were those.)
+    Standalone(redis::aio::ConnectionManager),
     Sentinel(deadpool_redis::sentinel::Pool),
     Cluster(deadpool_redis::cluster::Pool),
 }
@@ -94,8 +98,8 @@ macro_rules! with_conn {
     ($pool:expr, $conn:ident => $body:expr) => {
         tokio::time::timeout($crate::cache::redis::REDIS_TIMEOUT, async {
             match $pool {
-                RedisPool::Standalone(p) => {
-                    let mut $conn = p.get().await.map_err(|e| anyhow::anyhow!("redis: {e}"))?;
+                RedisPool::Standalone(shared) => {
+                    let mut $conn = shared.clone();
                     Ok::<_, anyhow::Error>($body)
                 }
                 RedisPool::Sentinel(p) => {
@@ -135,9 +139,14 @@ impl RedisPool {
     pub fn connect(target: &RedisTarget) -> anyhow::Result<RedisPool> {
         Ok(match target {
             RedisTarget::Standalone(url) => {
-                let mut cfg = deadpool_redis::Config::from_url(url);
-                cfg.pool = Some(pool_config());
-                RedisPool::Standalone(cfg.create_pool(Some(deadpool_redis::Runtime::Tokio1))?)
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(REDIS_TIMEOUT))
+                    .set_response_timeout(Some(REDIS_TIMEOUT))
+                    .set_number_of_retries(2);
+                RedisPool::Standalone(redis::aio::ConnectionManager::new_lazy_with_config(
+                    redis::Client::open(url.as_str())?,
+                    config,
+                )?)
             }
             RedisTarget::Sentinel {
                 nodes,
