@@ -333,8 +333,17 @@ async fn start_tollgate(
             "RUST_LOG",
             std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "info".into()),
         )
-        .stdout(Stdio::null())
         .stderr(Stdio::null());
+    // BENCH_LOG=FILE keeps Tollgate's log (appended), to see what a run did.
+    match std::env::var("BENCH_LOG") {
+        Ok(f) => cmd.stdout(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(f)?,
+        ),
+        Err(_) => cmd.stdout(Stdio::null()),
+    };
     match sql_dsn {
         Some(dsn) => cmd.env("SQL_DSN", dsn),
         None => cmd.env(
@@ -408,7 +417,11 @@ async fn quiet_point(t: &Tollgate) -> anyhow::Result<(i64, i64)> {
 /// run's consume logs (ids above `since`) and counts them.
 async fn ledger_check(t: &Tollgate, before: i64, since: i64, successes: u64) -> String {
     let mut last = (0, 0, 0);
-    for _ in 0..20 {
+    let ended = Instant::now();
+    // With Redis the database is written behind the balances: wait until every answered request
+    // has its log (or nothing moved for 5 s), and say how long that took.
+    let mut still = 0;
+    for _ in 0..240 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let sum = store::dialect::as_i64(t.db.backend, "COALESCE(SUM(quota), 0)");
         let sql = format!(
@@ -429,14 +442,18 @@ async fn ledger_check(t: &Tollgate, before: i64, since: i64, successes: u64) -> 
             .map(|u| u.quota)
             .unwrap_or(0);
         let now = (before - quota, logged, count);
-        if now == last && now.0 == now.1 {
+        still = if now == last { still + 1 } else { 0 };
+        last = now;
+        if still >= 1 && now.0 == now.1 && now.2 as u64 >= successes || still >= 10 {
             break;
         }
-        last = now;
     }
     let (moved, logged, count) = last;
     let exact = if moved == logged { "exact" } else { "MISMATCH" };
-    format!("{exact}: moved {moved} = logs {logged}; {count} logs / {successes} ok")
+    let caught_up = ended.elapsed().as_secs_f64();
+    format!(
+        "{exact}: moved {moved} = logs {logged}; {count} logs / {successes} ok; in the database {caught_up:.1} s after the run"
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -493,6 +510,7 @@ async fn main() -> anyhow::Result<()> {
             channels,
         ));
     }
+    let mut scratch_db = None;
     if let Some(pg) = &a.postgres {
         let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
         let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(pg).await?;
@@ -501,6 +519,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         let base = pg.rsplit_once('/').map(|(b, _)| b).unwrap_or(pg);
         let url = format!("{base}/{name}");
+        scratch_db = Some((pg.clone(), name.clone()));
         let label = if a.redis.is_some() {
             "tollgate pg+redis 1ch"
         } else {
@@ -653,6 +672,14 @@ async fn main() -> anyhow::Result<()> {
     }
 
     println!("{}", render(&rows));
+    if let Some((pg, name)) = scratch_db {
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&pg).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await?;
+    }
     Ok(())
 }
 

@@ -17,7 +17,7 @@
 //! - A [`Reservation`] is settled or refunded exactly once: `settle`/`refund` consume it, and its
 //!   `Drop` refunds whatever was not settled (a cancelled handler, a panic).
 //! - The database writer applies movements in batches, each in one transaction with its consume
-//!   logs (multi-row `INSERT`s of up to 256 logs) and their rollup rows; on SQLite that means one writer, so "database is locked" cannot drop a write; a failed
+//!   logs (multi-row `INSERT`s of up to 64 logs) and their rollup rows; on SQLite that means one writer, so "database is locked" cannot drop a write; a failed
 //!   batch is retried, never dropped. [`Ledger::flush`] waits until everything settled so far is in
 //!   the database (shutdown, tests).
 
@@ -560,7 +560,7 @@ impl Drop for Reservation {
 
 /// Writes every Redis stream back to the database until they are empty.
 async fn write_back(ledger: &Ledger, q: &QuotaStore) -> anyhow::Result<usize> {
-    const BATCH: usize = 500;
+    const BATCH: usize = 2000;
     let db = &ledger.db;
     let mut written = 0;
     for shard in 0..SHARDS {

@@ -140,8 +140,9 @@ pub async fn apply(db: &Db, tx: &mut Tx<'_>, moves: &[Movement]) -> Result<Vec<i
     Ok(charges)
 }
 
-/// Tokens updated by one statement (4 parameters each: far below every database's limit).
-const TOKENS_PER_STATEMENT: usize = 128;
+/// Tokens updated by one statement (4 parameters each). The `CASE` is evaluated branch by
+/// branch for every row, so its cost grows with the square of this: 64 keeps it small.
+const TOKENS_PER_STATEMENT: usize = 64;
 
 /// Pending additive deltas: users (quota, used_quota, request_count), tokens (remain_quota,
 /// used_quota; accessed_time is set), channels (used_quota). Ordered maps keep the lock order

@@ -112,7 +112,7 @@ pub fn add(out: &mut BTreeMap<Key, Sums>, l: &Log, sign: i64) {
 }
 
 /// Rows per upsert statement (8 bind values each: well under every backend's limit).
-const UPSERT_ROWS: usize = 256;
+const UPSERT_ROWS: usize = 64;
 
 /// Adds `deltas` to the rollup inside `tx` (multi-row upserts in key order). When some delta is
 /// negative (deleted logs), rows left with no request are removed.
