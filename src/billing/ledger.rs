@@ -696,10 +696,10 @@ pub async fn release_dead_holds(ledger: &Ledger, q: &QuotaStore) -> anyhow::Resu
 /// Least time between two commits of the writer when not batching. Every commit rewrites the
 /// pages it touches (user, token, channel, log and rollup rows) and hands each statement to the
 /// database's thread: at thousands of settlements a second, one commit per few settlements took a
-/// third of the process's CPU. Balances are exact without the database (they are reserved and
-/// settled before the writer sees them), so this only delays when a log becomes visible.
-const COMMIT_GAP: Duration = Duration::from_millis(COMMIT_GAP_MS);
-const COMMIT_GAP_MS: u64 = 20;
+/// third of the process's CPU. Reservations are taken before the writer is involved (in memory,
+/// in Redis, or by SQL in the database mode), so this only delays when a log becomes visible and,
+/// in the database mode, when the unused part of a reservation is given back.
+const COMMIT_GAP: Duration = Duration::from_millis(50);
 
 async fn writer(
     db: Db,
