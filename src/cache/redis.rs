@@ -92,8 +92,9 @@ impl std::fmt::Debug for RedisPool {
 /// into an error (a 503 on the relay), never a hung request.
 pub const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
 
-/// Runs `$body` with `$conn` bound to a pooled connection of whichever mode, within
-/// [`REDIS_TIMEOUT`]; `?` inside `$body` turns Redis errors into `anyhow` errors.
+/// Runs `$body` with `$conn` bound to a connection of whichever mode (the shared one, or one
+/// checked out of the pool), within [`REDIS_TIMEOUT`]; `?` inside `$body` turns Redis errors
+/// into `anyhow` errors.
 macro_rules! with_conn {
     ($pool:expr, $conn:ident => $body:expr) => {
         tokio::time::timeout($crate::cache::redis::REDIS_TIMEOUT, async {
