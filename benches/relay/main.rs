@@ -413,6 +413,21 @@ async fn quiet_point(t: &Tollgate) -> anyhow::Result<(i64, i64)> {
     anyhow::bail!("the ledger writer did not go idle within 30 s")
 }
 
+/// This process's soft limit of open files (its children inherit it), from /proc.
+fn open_files_limit() -> usize {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|l| {
+            l.lines()
+                .find(|line| line.starts_with("Max open files"))
+                .and_then(|line| match line.split_whitespace().nth(3)? {
+                    "unlimited" => Some(usize::MAX),
+                    n => n.parse().ok(),
+                })
+        })
+        .unwrap_or(1024)
+}
+
 /// After a run: waits for settlement, then checks that the quota moved equals the sum of this
 /// run's consume logs (ids above `since`) and counts them.
 async fn ledger_check(t: &Tollgate, before: i64, since: i64, successes: u64) -> String {
@@ -483,7 +498,16 @@ async fn main() -> anyhow::Result<()> {
     );
     let concurrencies: &[usize] = if a.quick { &[64] } else { &[1, 64, 512] };
     let open_streams = if a.open_streams == 0 && !a.quick {
-        10_000
+        // Tollgate holds two descriptors per open stream (client and upstream): stay inside the
+        // limit it inherits, or the run measures refused connections instead of memory.
+        let most = (open_files_limit().saturating_sub(2_000) / 2).min(10_000);
+        if most < 10_000 {
+            eprintln!(
+                "open streams: {most}, not 10000 (descriptor limit {})",
+                open_files_limit()
+            );
+        }
+        most
     } else {
         a.open_streams
     };
