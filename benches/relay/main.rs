@@ -459,7 +459,8 @@ async fn ledger_check(t: &Tollgate, before: i64, since: i64, successes: u64) -> 
         let now = (before - quota, logged, count);
         still = if now == last { still + 1 } else { 0 };
         last = now;
-        if still >= 1 && now.0 == now.1 && now.2 as u64 >= successes || still >= 10 {
+        let settled = still >= 1 && now.0 == now.1 && now.2 as u64 >= successes;
+        if settled || still >= 10 {
             break;
         }
     }

@@ -843,10 +843,11 @@ pub(crate) async fn run(
                 );
                 // An OpenAI answer to an OpenAI client is billed from its usage alone; the
                 // whole body is parsed only when usage is missing (to count the text).
-                let passed_usage = (text_mode && !translated && matches!(front, Front::OpenAi))
+                let passed = text_mode && !translated;
+                let passed_usage = (passed && matches!(front, Front::OpenAi))
                     .then(|| super::openai::usage_of(&body))
                     .flatten();
-                if text_mode && !translated && passed_usage.is_none() {
+                if passed && passed_usage.is_none() {
                     openai = serde_json::from_slice::<Value>(&body).ok();
                 } else if text_mode && translated {
                     match adaptor.convert_response(&ctx, &body) {

@@ -176,7 +176,7 @@ impl Sums {
         for chunk in super::pow2_chunks(&touched, TOKENS_PER_STATEMENT) {
             let sql = format!(
                 "UPDATE tokens SET accessed_time = ? WHERE id IN ({})",
-                vec!["?"; chunk.len()].join(", ")
+                super::marks(chunk.len())
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(super::dialect::dynamic(
                 db.backend, sql,
@@ -193,7 +193,7 @@ impl Sums {
                 "UPDATE tokens SET remain_quota = remain_quota + CASE id {cases} END, \
                  used_quota = used_quota + CASE id {cases} END, accessed_time = ? \
                  WHERE id IN ({})",
-                vec!["?"; chunk.len()].join(", ")
+                super::marks(chunk.len())
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(super::dialect::dynamic(
                 db.backend, sql,

@@ -126,14 +126,11 @@ pub async fn apply(
         .filter(|(_, s)| **s != Sums::default())
         .collect();
     for chunk in super::pow2_chunks(&rows, UPSERT_ROWS) {
-        let mut sql = String::from(
+        let mut sql = format!(
             "INSERT INTO log_rollups (grain, bucket, model_name, channel_id, quota, \
-             prompt_tokens, completion_tokens, request_count) VALUES ",
+             prompt_tokens, completion_tokens, request_count) VALUES {}",
+            super::value_rows(chunk.len(), 8)
         );
-        for i in 0..chunk.len() {
-            sql.push_str(if i == 0 { "" } else { ", " });
-            sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?)");
-        }
         sql.push_str(match db.backend {
             Backend::MySql => {
                 " ON DUPLICATE KEY UPDATE quota = quota + VALUES(quota), \

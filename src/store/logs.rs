@@ -96,15 +96,12 @@ async fn insert_rows(
     logs: &[Log],
 ) -> Result<(), sqlx::Error> {
     for chunk in super::pow2_chunks(logs, INSERT_ROWS) {
-        let mut sql = String::from(
+        let sql = format!(
             "INSERT INTO logs (user_id, created_at, type, content, username, token_name, \
              token_id, model_name, quota, prompt_tokens, completion_tokens, channel_id, \
-             request_id, elapsed_time, is_stream, system_prompt_reset) VALUES ",
+             request_id, elapsed_time, is_stream, system_prompt_reset) VALUES {}",
+            super::value_rows(chunk.len(), 16)
         );
-        for i in 0..chunk.len() {
-            sql.push_str(if i == 0 { "" } else { ", " });
-            sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-        }
         let sql = super::dialect::dynamic(db.backend, sql);
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for l in chunk {
@@ -396,7 +393,7 @@ pub async fn delete_before_batch(db: &Db, ts: i64, limit: i64) -> Result<u64, sq
                 .collect::<Result<Vec<_>, _>>()?;
             let mut deleted = 0;
             for chunk in ids.chunks(1_000) {
-                let marks = vec!["?"; chunk.len()].join(", ");
+                let marks = super::marks(chunk.len());
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DELETE FROM logs WHERE id IN ({marks})"
                 )));

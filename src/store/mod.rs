@@ -267,6 +267,17 @@ pub(crate) fn get_bool(row: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
 /// One API's fixed page size.
 pub const PAGE_SIZE: i64 = 10;
 
+/// `?, ?, ?`: `n` bind placeholders, for `IN (...)` lists.
+pub fn marks(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// `(?, ?), (?, ?)`: `rows` tuples of `cols` placeholders, for multi-row `VALUES`.
+pub fn value_rows(rows: usize, cols: usize) -> String {
+    let one = format!("({})", marks(cols));
+    vec![one.as_str(); rows].join(", ")
+}
+
 /// Splits `items` into runs whose lengths are powers of two no larger than `max` (largest
 /// first), for multi-row statements whose text depends on the row count. The connection's
 /// statement cache then holds a few plans per statement (not one per count seen, which grew to
@@ -316,6 +327,12 @@ mod chunk_tests {
         }
         let lens: Vec<usize> = pow2_chunks(&[0u8; 300], 128).map(<[u8]>::len).collect();
         assert_eq!(lens, [128, 128, 32, 8, 4]);
+    }
+
+    #[test]
+    fn placeholder_lists() {
+        assert_eq!(super::marks(3), "?, ?, ?");
+        assert_eq!(super::value_rows(2, 3), "(?, ?, ?), (?, ?, ?)");
     }
 }
 

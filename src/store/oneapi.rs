@@ -256,12 +256,11 @@ pub async fn insert_rows(
         .iter()
         .map(|(c, _)| format!("\"{c}\""))
         .collect();
-    let one = format!("({})", vec!["?"; cols.len()].join(", "));
     let mut tx = db.pool.begin().await?;
     let mut inserted = 0;
     // A few hundred rows per statement keeps every backend under its bind-parameter limit.
     for chunk in rows.chunks(200) {
-        let values = vec![one.as_str(); chunk.len()].join(", ");
+        let values = super::value_rows(chunk.len(), cols.len());
         let sql = match db.backend {
             Backend::Sqlite => format!(
                 "INSERT OR IGNORE INTO \"{}\" ({}) VALUES {values}",
