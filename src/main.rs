@@ -1,9 +1,5 @@
 //! The `tollgate` binary: loads configuration, sets up logging, and serves (or migrates).
 
-// The server's start-up future (Redis's connection manager inside) nests deeper than
-// rustc's default layout depth of 128.
-#![recursion_limit = "256"]
-
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};

@@ -11,10 +11,6 @@
 //! the same `--rows`; `--fresh` regenerates. `scripts/bench-logs` wraps this; the measured
 //! figures are in docs/benchmarks.md.
 
-// The server's start-up future (Redis's connection manager inside) nests deeper than
-// rustc's default layout depth of 128.
-#![recursion_limit = "256"]
-
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::TcpListener;

@@ -1,9 +1,5 @@
 //! One integration binary (z2p style): a module per area, a shared `helpers`.
 
-// The server's start-up future (Redis's connection manager inside) nests deeper than
-// rustc's default layout depth of 128.
-#![recursion_limit = "256"]
-
 mod helpers;
 mod mock_upstream;
 mod relay_helpers;
