@@ -1418,8 +1418,8 @@ mod tests {
     }
 
     /// Each request in flight holds its handler's future. The Redis pools' checkout and the
-    /// exchange (a WebSocket handshake) were inlined into it: 16 KB per request, 37% of the
-    /// memory of 9,000 open streams at their start. Both are boxed now.
+    /// exchange (a WebSocket handshake) were inlined into it, 16 KB per request: 9,000 streams
+    /// opened at once peaked at 530 MB with them, 405 MB with both boxed.
     #[test]
     fn relay_futures_stay_small() {
         for (name, size) in [

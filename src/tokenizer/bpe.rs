@@ -108,22 +108,20 @@ impl Encoding {
     }
 
     fn count_ordinary(&self, text: &str) -> usize {
-        let mut n = 0;
-        for (pos, found) in self.pattern.find_iter(text).enumerate() {
-            let Ok(m) = found else {
-                // fancy-regex gave up (its backtrack limit): merge the rest as one piece, which
-                // counts close to what the pre-tokenizer would, instead of failing the request.
-                tracing::debug!(pos, "tokenizer pattern gave up; merging the rest");
-                let done = self
-                    .pattern
-                    .find_iter(text)
-                    .take(pos)
-                    .filter_map(Result::ok)
-                    .last()
-                    .map_or(0, |m| m.end());
-                return n + self.merge_count(&text.as_bytes()[done..]);
-            };
-            n += self.piece_count(m.as_str().as_bytes());
+        let (mut n, mut done) = (0, 0);
+        for found in self.pattern.find_iter(text) {
+            match found {
+                Ok(m) => {
+                    n += self.piece_count(m.as_str().as_bytes());
+                    done = m.end();
+                }
+                Err(e) => {
+                    // fancy-regex gave up (its backtrack limit): merge the rest as one piece,
+                    // which counts close to what the pre-tokenizer would, instead of failing.
+                    tracing::debug!(error = %e, "tokenizer pattern gave up; merging the rest");
+                    return n + self.merge_count(&text.as_bytes()[done..]);
+                }
+            }
         }
         n
     }
@@ -285,25 +283,8 @@ fn hash(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tokenizer::{CL100K, O200K};
     use proptest::prelude::*;
-    use std::sync::LazyLock;
-
-    static CL100K: LazyLock<Encoding> = LazyLock::new(|| {
-        Encoding::from_tiktoken(
-            tiktoken_rs::cl100k_base_singleton(),
-            100_257,
-            CL100K_PATTERN,
-            super::super::CL100K_SPECIALS,
-        )
-    });
-    static O200K: LazyLock<Encoding> = LazyLock::new(|| {
-        Encoding::from_tiktoken(
-            tiktoken_rs::o200k_base_singleton(),
-            199_999,
-            tiktoken_rs::O200K_BASE_PAT_STR,
-            super::super::O200K_SPECIALS,
-        )
-    });
 
     fn same_as_tiktoken(text: &str) {
         let want = tiktoken_rs::cl100k_base_singleton()
