@@ -282,7 +282,6 @@ fn hash(bytes: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::tokenizer::{CL100K, O200K};
     use proptest::prelude::*;
 
