@@ -503,12 +503,10 @@ async fn main() -> anyhow::Result<()> {
     let open_streams = if a.open_streams == 0 && !a.quick {
         // Tollgate holds two descriptors per open stream (client and upstream): stay inside the
         // limit it inherits, or the run measures refused connections instead of memory.
-        let most = (open_files_limit().saturating_sub(2_000) / 2).min(10_000);
+        let limit = open_files_limit();
+        let most = (limit.saturating_sub(2_000) / 2).min(10_000);
         if most < 10_000 {
-            eprintln!(
-                "open streams: {most}, not 10000 (descriptor limit {})",
-                open_files_limit()
-            );
+            eprintln!("open streams: {most}, not 10000 (descriptor limit {limit})");
         }
         most
     } else {

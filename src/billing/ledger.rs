@@ -17,8 +17,9 @@
 //! - A [`Reservation`] is settled or refunded exactly once: `settle`/`refund` consume it, and its
 //!   `Drop` refunds whatever was not settled (a cancelled handler, a panic).
 //! - The database writer applies movements in batches, each in one transaction with its consume
-//!   logs (multi-row `INSERT`s of up to 64 logs) and their rollup rows; on SQLite that means one writer, so "database is locked" cannot drop a write; a failed
-//!   batch is retried, never dropped. [`Ledger::flush`] waits until everything settled so far is in
+//!   logs (multi-row `INSERT`s of up to 64 logs) and their rollup rows; on SQLite that means one
+//!   writer, so "database is locked" cannot drop a write; a failed batch is retried, never
+//!   dropped. [`Ledger::flush`] waits until everything settled so far is in
 //!   the database (shutdown, tests).
 
 use std::sync::Arc;
@@ -131,7 +132,7 @@ pub struct Ledger {
     /// Wakes the Redis write-back soon after a settlement (unless batching).
     wake: Arc<Notify>,
     /// Wakes the database writer out of its batching wait when a flush is queued.
-    flushed: Arc<Notify>,
+    flush_queued: Arc<Notify>,
     batching: bool,
     /// The runtime the ledger was started on. Redis steps run there, not on the actix worker
     /// that settled: a worker's runtime stops with the server, and its tasks with it.
@@ -154,13 +155,13 @@ impl Ledger {
         balances: Balances,
     ) -> Ledger {
         let (tx, rx) = mpsc::unbounded_channel();
-        let flushed = Arc::new(Notify::new());
+        let flush_queued = Arc::new(Notify::new());
         tokio::spawn(writer(
             db.clone(),
             log_db.clone(),
             batch,
             rx,
-            flushed.clone(),
+            flush_queued.clone(),
         ));
         let ledger = Ledger {
             tx,
@@ -171,7 +172,7 @@ impl Ledger {
             seq: Arc::new(AtomicU64::new(0)),
             in_flight: Arc::new(InFlight::default()),
             wake: Arc::new(Notify::new()),
-            flushed,
+            flush_queued,
             batching: batch.is_some(),
             rt: tokio::runtime::Handle::current(),
         };
@@ -389,7 +390,7 @@ impl Ledger {
         }
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Op::Flush(tx)).is_ok() {
-            self.flushed.notify_one();
+            self.flush_queued.notify_one();
             let _ = rx.await;
         }
     }
@@ -706,7 +707,7 @@ async fn writer(
     log_db: Option<Db>,
     batch: Option<Duration>,
     mut rx: mpsc::UnboundedReceiver<Op>,
-    flushed: Arc<Notify>,
+    flush_queued: Arc<Notify>,
 ) {
     let mut last_commit: Option<tokio::time::Instant> = None;
     while let Some(first) = rx.recv().await {
@@ -731,7 +732,7 @@ async fn writer(
             // wake is a context switch on the settling thread); a flush cuts it short.
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => {}
-                _ = flushed.notified() => {}
+                _ = flush_queued.notified() => {}
             }
         }
         while let Ok(op) = rx.try_recv() {

@@ -66,8 +66,9 @@ pub fn from_row(r: &AnyRow) -> Result<Log, sqlx::Error> {
 const INSERT_ROWS: usize = 64;
 
 /// Inserts log rows (their `id`s are ignored) inside `tx`, in multi-row `INSERT`s of
-/// power-of-two sizes up to [`INSERT_ROWS`] (see [`super::pow2_chunks`]), and adds the consume logs among them to the rollup in the same transaction
-/// (`store::log_rollups`): committed together or not at all.
+/// power-of-two sizes up to [`INSERT_ROWS`] (see [`super::pow2_chunks`]), and adds the consume
+/// logs among them to the rollup in the same transaction (`store::log_rollups`): committed
+/// together or not at all.
 pub async fn insert_many(db: &Db, tx: &mut Tx<'_>, logs: &[Log]) -> Result<(), sqlx::Error> {
     insert_rows(db, tx, logs).await?;
     let deltas = log_rollups::deltas(logs, 1);
@@ -392,7 +393,7 @@ pub async fn delete_before_batch(db: &Db, ts: i64, limit: i64) -> Result<u64, sq
                 .map(|r| r.try_get::<i64, _>("id"))
                 .collect::<Result<Vec<_>, _>>()?;
             let mut deleted = 0;
-            for chunk in ids.chunks(1_000) {
+            for chunk in super::pow2_chunks(&ids, 1024) {
                 let marks = super::marks(chunk.len());
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DELETE FROM logs WHERE id IN ({marks})"

@@ -258,8 +258,9 @@ pub async fn insert_rows(
         .collect();
     let mut tx = db.pool.begin().await?;
     let mut inserted = 0;
-    // A few hundred rows per statement keeps every backend under its bind-parameter limit.
-    for chunk in rows.chunks(200) {
+    // A few hundred rows per statement keeps every backend under its bind-parameter limit; runs
+    // of power-of-two sizes keep the cached plans few (`super::pow2_chunks`).
+    for chunk in super::pow2_chunks(rows, 256) {
         let values = super::value_rows(chunk.len(), cols.len());
         let sql = match db.backend {
             Backend::Sqlite => format!(

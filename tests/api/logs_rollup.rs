@@ -250,9 +250,10 @@ async fn rollup_survives_concurrent_writers(backend: Backend) {
 
 /// The writer's multi-row statements differ in text with their row count. Kept in a connection's
 /// statement cache, every count seen became a prepared plan held for the connection's life: under
-/// load the process grew by hundreds of MB. Runs now have power-of-two sizes. sqlx's `Any` driver does not report its cache size,
-/// so PostgreSQL's `pg_prepared_statements` (this session's named statements) shows it there
-/// (regression: 60 more statements after these 30 batches).
+/// load the process grew by hundreds of MB. Runs now have power-of-two sizes. sqlx's `Any`
+/// driver does not report its cache size, so PostgreSQL's `pg_prepared_statements` (this
+/// session's named statements) shows it there (regression: 60 more statements after these 30
+/// batches).
 async fn batches_of_every_size_leave_no_cached_plans(backend: Backend) {
     use sqlx::Acquire;
     let Some(app) = spawn_app(backend).await else {
