@@ -212,20 +212,14 @@ async fn batched_writer_still_bills_everything(backend: Backend, mode: LedgerMod
     let uid = user(&app, 1_000_000, "default", 1).await;
     let (_, k) = token(&app, uid, None).await;
     for _ in 0..5 {
-        assert_eq!(
-            post(&app, &k, "/v1/chat/completions", &body())
-                .await
-                .status(),
-            200
-        );
+        post_ok(&app, &k, "/v1/chat/completions", &body()).await;
     }
     // Several limited tokens in one batch (the writer updates them in one statement).
     let mut limited = Vec::new();
     for n in 1..=3i64 {
         let (tid, key) = token(&app, uid, Some(100_000)).await;
         for _ in 0..n {
-            let res = post(&app, &key, "/v1/chat/completions", &body()).await;
-            assert_eq!(res.status(), 200);
+            post_ok(&app, &key, "/v1/chat/completions", &body()).await;
         }
         limited.push((tid, n));
     }

@@ -279,8 +279,23 @@ pub async fn spawn_app_mode(
     spawn_app_with(backend, &all).await
 }
 
+/// Sends the server's warnings and errors to the test's captured output, so that a failing test
+/// shows why the server answered as it did (libtest hands the capture on to the threads a test
+/// starts, the server's workers included).
+fn capture_server_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_ansi(false)
+            .with_env_filter(tracing_subscriber::EnvFilter::new("tollgate=warn"))
+            .try_init();
+    });
+}
+
 /// Starts Tollgate on an existing test database (e.g. to restart on the same data).
 pub async fn start_on(database: TestDatabase, extra: &[(&str, &str)]) -> TestApp {
+    capture_server_logs();
     let cfg = Config::from_map(&test_env(&database, extra)).expect("test config");
     let (db, log_db) = prepare_databases(&cfg).await.expect("prepare databases");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -108,6 +108,15 @@ pub async fn post(app: &TestApp, key: &str, path: &str, body: &Value) -> reqwest
         .expect("relay POST")
 }
 
+/// [`post`] that must answer 200; a failure shows the error body, which names the cause.
+pub async fn post_ok(app: &TestApp, key: &str, path: &str, body: &Value) -> Value {
+    let res = post(app, key, path, body).await;
+    let status = res.status();
+    let text = res.text().await.expect("relay body");
+    assert_eq!(status, 200, "POST {path}: {text}");
+    serde_json::from_str(&text).expect("relay JSON")
+}
+
 pub async fn get(app: &TestApp, key: &str, path: &str) -> reqwest::Response {
     app.client
         .get(app.url(path))
