@@ -21,8 +21,9 @@
 //!   a mapping target), else `other`; `channel` is a channel id; `status` an HTTP status or
 //!   `connect`/`timeout`.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::{LazyLock, OnceLock, RwLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -100,7 +101,7 @@ pub async fn track(
     let Some(relay) = relay else {
         return Ok(res.map_into_left_body::<Timed>());
     };
-    metrics::counter!("tollgate_relay_requests_total", "model" => relay.model.clone(), "channel" => relay.channel, "status" => status)
+    metrics::counter!("tollgate_relay_requests_total", "model" => relay.model.label.clone(), "channel" => relay.channel, "status" => status)
         .increment(1);
     if !res.status().is_success() {
         return Ok(res.map_into_left_body::<Timed>());
@@ -119,8 +120,42 @@ pub async fn track(
 /// The labels of a relay request, stored in its extensions by [`relay_route`].
 #[derive(Debug, Clone)]
 struct RelayLabels {
-    model: String,
+    model: Arc<ModelMetrics>,
     channel: String,
+}
+
+/// A model's label and its metric handles, registered once: building the labelled keys on every
+/// relay request (five of them per model) was a per-request cost in the profile.
+#[derive(Debug)]
+struct ModelMetrics {
+    label: String,
+    prompt_tokens: metrics::Counter,
+    completion_tokens: metrics::Counter,
+    quota: metrics::Counter,
+    ttfb: metrics::Histogram,
+    latency: metrics::Histogram,
+}
+
+impl ModelMetrics {
+    fn new(label: &str) -> Self {
+        // Handles taken before the recorder is installed would stay no-ops.
+        handle();
+        let m = || ("model", label.to_string());
+        ModelMetrics {
+            label: label.to_string(),
+            prompt_tokens: metrics::counter!(
+                "tollgate_tokens_total",
+                &[m(), ("kind", "prompt".into())]
+            ),
+            completion_tokens: metrics::counter!(
+                "tollgate_tokens_total",
+                &[m(), ("kind", "completion".into())]
+            ),
+            quota: metrics::counter!("tollgate_quota_consumed_total", &[m()]),
+            ttfb: metrics::histogram!("tollgate_relay_ttfb_seconds", &[m()]),
+            latency: metrics::histogram!("tollgate_relay_latency_seconds", &[m()]),
+        }
+    }
 }
 
 /// Most distinct models ever labelled; past it, new ones are `other` (a guard, not a policy).
@@ -128,27 +163,33 @@ const MAX_MODELS: usize = 2000;
 
 /// Models seen in the routing table, so that settlement (which has no routing table at hand)
 /// labels the same models.
-static KNOWN_MODELS: LazyLock<RwLock<HashSet<String>>> = LazyLock::new(Default::default);
+static KNOWN_MODELS: LazyLock<RwLock<HashMap<String, Arc<ModelMetrics>>>> =
+    LazyLock::new(Default::default);
 
-/// `model` if the routing table knows it (and remembers it), else `other`.
-fn model_label(table: &crate::relay::route::RoutingTable, model: &str) -> String {
-    if known(model) {
-        return model.to_string();
+/// Every model the routing table does not know.
+static OTHER: LazyLock<Arc<ModelMetrics>> = LazyLock::new(|| Arc::new(ModelMetrics::new("other")));
+
+/// `model`'s metrics if the routing table knows it (and remembers it), else `other`'s.
+fn model_label(table: &crate::relay::route::RoutingTable, model: &str) -> Arc<ModelMetrics> {
+    if let Some(m) = known(model) {
+        return m;
     }
     if !table.knows_model(model) {
-        return "other".to_string();
+        return OTHER.clone();
     }
-    if let Ok(mut set) = KNOWN_MODELS.write()
-        && set.len() < MAX_MODELS
+    if let Ok(mut map) = KNOWN_MODELS.write()
+        && map.len() < MAX_MODELS
     {
-        set.insert(model.to_string());
-        return model.to_string();
+        return map
+            .entry(model.to_string())
+            .or_insert_with(|| Arc::new(ModelMetrics::new(model)))
+            .clone();
     }
-    "other".to_string()
+    OTHER.clone()
 }
 
-fn known(model: &str) -> bool {
-    KNOWN_MODELS.read().is_ok_and(|s| s.contains(model))
+fn known(model: &str) -> Option<Arc<ModelMetrics>> {
+    KNOWN_MODELS.read().ok()?.get(model).cloned()
 }
 
 /// Relay: the model (as billed, after the channel's mapping) and channel of this request, read
@@ -197,13 +238,11 @@ pub fn upstream_error(
 /// Relay: a billed request: `tollgate_tokens_total{model,kind}` and
 /// `tollgate_quota_consumed_total{model}`.
 pub fn settled(model: &str, prompt_tokens: i64, completion_tokens: i64, quota: i64) {
-    let model = if known(model) { model } else { "other" };
-    metrics::counter!("tollgate_tokens_total", "model" => model.to_string(), "kind" => "prompt")
-        .increment(prompt_tokens.max(0) as u64);
-    metrics::counter!("tollgate_tokens_total", "model" => model.to_string(), "kind" => "completion")
+    let m = known(model).unwrap_or_else(|| OTHER.clone());
+    m.prompt_tokens.increment(prompt_tokens.max(0) as u64);
+    m.completion_tokens
         .increment(completion_tokens.max(0) as u64);
-    metrics::counter!("tollgate_quota_consumed_total", "model" => model.to_string())
-        .increment(quota.max(0) as u64);
+    m.quota.increment(quota.max(0) as u64);
 }
 
 /// Relay auth: counts a read of an in-process cache (`token` or `user`) and passes it through.
@@ -219,7 +258,7 @@ pub fn cached<T>(cache: &'static str, value: Option<T>) -> Option<T> {
 struct Timed {
     inner: BoxBody,
     started: Instant,
-    model: String,
+    model: Arc<ModelMetrics>,
     first: bool,
     done: bool,
 }
@@ -228,8 +267,7 @@ impl Timed {
     fn first_byte(&mut self) {
         if !self.first {
             self.first = true;
-            metrics::histogram!("tollgate_relay_ttfb_seconds", "model" => self.model.clone())
-                .record(self.started.elapsed().as_secs_f64());
+            self.model.ttfb.record(self.started.elapsed().as_secs_f64());
         }
     }
 
@@ -237,7 +275,8 @@ impl Timed {
         if !self.done {
             self.done = true;
             self.first_byte();
-            metrics::histogram!("tollgate_relay_latency_seconds", "model" => self.model.clone())
+            self.model
+                .latency
                 .record(self.started.elapsed().as_secs_f64());
         }
     }

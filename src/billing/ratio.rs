@@ -4,7 +4,7 @@
 //!
 //! Units: ratio 1 = $0.002 / 1K tokens = 1 quota per token (500 000 quota = $1).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::options::Options;
 
@@ -192,9 +192,41 @@ fn parse_map(json: &str, what: &str) -> HashMap<String, f64> {
 /// The ratio tables in effect for one options snapshot.
 #[derive(Debug, Clone)]
 pub struct Ratios {
-    model: HashMap<String, f64>,
-    completion: HashMap<String, f64>,
+    model: Table,
+    completion: Table,
     group: HashMap<String, f64>,
+}
+
+/// A ratio table keyed by `name` or `name(channel type)`.
+#[derive(Debug, Clone)]
+struct Table {
+    ratios: HashMap<String, f64>,
+    /// The names that have a `name(type)` entry: only those pay for building the typed key on
+    /// every relay request.
+    typed: HashSet<String>,
+}
+
+impl Table {
+    fn new(ratios: HashMap<String, f64>) -> Self {
+        let typed = ratios
+            .keys()
+            .filter_map(|k| {
+                let (name, rest) = k.strip_suffix(')')?.rsplit_once('(')?;
+                rest.parse::<i64>().ok().map(|_| name.to_string())
+            })
+            .collect();
+        Table { ratios, typed }
+    }
+
+    /// `name(channel_type)` before `name`.
+    fn get(&self, name: &str, channel_type: i64) -> Option<f64> {
+        if self.typed.contains(name)
+            && let Some(r) = self.ratios.get(&format!("{name}({channel_type})"))
+        {
+            return Some(*r);
+        }
+        self.ratios.get(name).copied()
+    }
 }
 
 impl Ratios {
@@ -206,8 +238,8 @@ impl Ratios {
         completion.extend(parse_map(opts.get("CompletionRatio"), "CompletionRatio"));
         let group = parse_map(opts.get("GroupRatio"), "GroupRatio");
         Ratios {
-            model,
-            completion,
+            model: Table::new(model),
+            completion: Table::new(completion),
             group,
         }
     }
@@ -221,11 +253,8 @@ impl Ratios {
         {
             name = s;
         }
-        if let Some(r) = self.model.get(&format!("{name}({channel_type})")) {
-            return *r;
-        }
-        if let Some(r) = self.model.get(name) {
-            return *r;
+        if let Some(r) = self.model.get(name, channel_type) {
+            return r;
         }
         tracing::warn!(
             model = name,
@@ -236,18 +265,14 @@ impl Ratios {
 
     /// Whether the model has a configured ratio (used by `/v1/models`).
     pub fn knows(&self, name: &str) -> bool {
-        self.model.contains_key(name)
+        self.model.ratios.contains_key(name)
     }
 
     /// One API's `GetCompletionRatio`: table first, then its name rules, default 1.
     pub fn completion_ratio(&self, name: &str, channel_type: i64) -> f64 {
-        if let Some(r) = self.completion.get(&format!("{name}({channel_type})")) {
-            return *r;
-        }
-        if let Some(r) = self.completion.get(name) {
-            return *r;
-        }
-        completion_rule(name)
+        self.completion
+            .get(name, channel_type)
+            .unwrap_or_else(|| completion_rule(name))
     }
 
     /// The user group's ratio; unknown groups cost 1.
@@ -379,6 +404,8 @@ mod tests {
         let r = Ratios::from_options(&opts);
         assert_eq!(r.model_ratio("gpt-4", 1), 2.0);
         assert_eq!(r.model_ratio("x", 8), 3.0);
+        assert_eq!(r.model_ratio("x", 9), UNKNOWN_MODEL_RATIO);
+        assert_eq!(r.model_ratio("x(8)", 1), 3.0);
         assert_eq!(r.completion_ratio("gpt-4", 1), 1.5);
         assert_eq!(r.group_ratio("vip"), 0.5);
         assert_eq!(r.group_ratio("default"), 1.0);

@@ -11,7 +11,7 @@
 //! - Retries (connect errors, timeouts, 429, 5xx) go to channels not yet tried and happen only
 //!   before any byte reached the client, never for a pinned channel.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -640,15 +640,38 @@ pub(crate) fn upstream_call(
     content_type: &str,
 ) -> reqwest::RequestBuilder {
     up.headers.extend(adaptor.sign(ctx, &up.url, body));
-    let mut rb = state
-        .upstream()
-        .post(&up.url)
-        .header("Content-Type", content_type)
-        .body(body.clone());
+    let client = state.upstream();
+    let mut rb = match parsed_url(&up.url) {
+        Some(url) => client.post(url),
+        None => client.post(&up.url),
+    }
+    .header("Content-Type", content_type)
+    .body(body.clone());
     for (k, v) in &up.headers {
         rb = rb.header(k.as_str(), v.as_str());
     }
     rb
+}
+
+/// `url` parsed, from a per-thread memo: a channel sends to a handful of URLs, and parsing one
+/// (host normalisation included) was a per-request cost in the profile. `None` when it does not
+/// parse (reqwest reports that).
+fn parsed_url(url: &str) -> Option<reqwest::Url> {
+    const MAX: usize = 256;
+    thread_local! {
+        static URLS: std::cell::RefCell<HashMap<String, reqwest::Url>> = Default::default();
+    }
+    URLS.with_borrow_mut(|memo| {
+        if let Some(u) = memo.get(url) {
+            return Some(u.clone());
+        }
+        let u = reqwest::Url::parse(url).ok()?;
+        if memo.len() >= MAX {
+            memo.clear();
+        }
+        memo.insert(url.to_string(), u.clone());
+        Some(u)
+    })
 }
 
 /// The relay proper, for any front door: pick, reserve, send (retrying), answer, settle.
@@ -1411,6 +1434,24 @@ impl Drop for RelayStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parsed_urls_are_remembered_and_bad_ones_passed_on() {
+        let url = "https://api.example.com/v1/chat/completions?api-version=1";
+        let first = parsed_url(url).unwrap();
+        assert_eq!(first.as_str(), url);
+        assert_eq!(parsed_url(url).unwrap(), first);
+        assert!(parsed_url("not a url").is_none());
+        // The memo is bounded: past its size it starts over and still answers.
+        for i in 0..300 {
+            let u = format!("http://h{i}.example/v1");
+            assert_eq!(
+                parsed_url(&u).unwrap().host_str(),
+                Some(&*format!("h{i}.example"))
+            );
+        }
+        assert_eq!(parsed_url(url).unwrap(), first);
+    }
 
     /// The size of the future an async handler returns.
     fn future_size<A, B, C, D, F: Future>(_: fn(A, B, C, D) -> F) -> usize {
