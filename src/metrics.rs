@@ -23,8 +23,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::{LazyLock, OnceLock, RwLock};
+use std::sync::{Arc, LazyLock, OnceLock, RwLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -170,7 +169,7 @@ static KNOWN_MODELS: LazyLock<RwLock<HashMap<String, Arc<ModelMetrics>>>> =
 static OTHER: LazyLock<Arc<ModelMetrics>> = LazyLock::new(|| Arc::new(ModelMetrics::new("other")));
 
 /// `model`'s metrics if the routing table knows it (and remembers it), else `other`'s.
-fn model_label(table: &crate::relay::route::RoutingTable, model: &str) -> Arc<ModelMetrics> {
+fn model_metrics(table: &crate::relay::route::RoutingTable, model: &str) -> Arc<ModelMetrics> {
     if let Some(m) = known(model) {
         return m;
     }
@@ -197,7 +196,7 @@ fn known(model: &str) -> Option<Arc<ModelMetrics>> {
 /// again on every upstream attempt; the last call wins.
 pub fn relay_route(req: &HttpRequest, state: &AppState, model: &str, channel: Option<i64>) {
     let labels = RelayLabels {
-        model: model_label(&state.relay.routing.load(), model),
+        model: model_metrics(&state.relay.routing.load(), model),
         channel: channel.map_or_else(|| "none".to_string(), |c| c.to_string()),
     };
     req.extensions_mut().insert(labels);
