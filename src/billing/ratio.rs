@@ -218,6 +218,10 @@ impl Table {
         Table { ratios, typed }
     }
 
+    fn contains(&self, name: &str) -> bool {
+        self.ratios.contains_key(name)
+    }
+
     /// `name(channel_type)` before `name`.
     fn get(&self, name: &str, channel_type: i64) -> Option<f64> {
         if self.typed.contains(name)
@@ -265,7 +269,7 @@ impl Ratios {
 
     /// Whether the model has a configured ratio (used by `/v1/models`).
     pub fn knows(&self, name: &str) -> bool {
-        self.model.ratios.contains_key(name)
+        self.model.contains(name)
     }
 
     /// One API's `GetCompletionRatio`: table first, then its name rules, default 1.
