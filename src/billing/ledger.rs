@@ -131,6 +131,8 @@ pub struct Ledger {
     in_flight: Arc<InFlight>,
     /// Wakes the Redis write-back soon after a settlement (unless batching).
     wake: Arc<Notify>,
+    /// Settled holds whose receipts Redis may drop (the answer arrived), per shard.
+    receipts: Arc<Receipts>,
     /// Wakes the database writer out of its batching wait when a flush is queued.
     flush_queued: Arc<Notify>,
     batching: bool,
@@ -172,6 +174,7 @@ impl Ledger {
             seq: Arc::new(AtomicU64::new(0)),
             in_flight: Arc::new(InFlight::default()),
             wake: Arc::new(Notify::new()),
+            receipts: Arc::new(Receipts::default()),
             flush_queued,
             batching: batch.is_some(),
             rt: tokio::runtime::Handle::current(),
@@ -378,6 +381,9 @@ impl Ledger {
     pub async fn flush(&self) {
         if let Balances::Redis(q) = &self.balances {
             self.in_flight.wait().await;
+            if let Err(e) = self.receipts.forget(q).await {
+                tracing::warn!(error = %e, "cannot drop settled holds' receipts yet");
+            }
             let mut attempt = 0;
             while let Err(e) = write_back(self, q).await {
                 attempt += 1;
@@ -420,6 +426,7 @@ impl Ledger {
             Balances::Redis(q) => {
                 let q = q.clone();
                 let db = self.db.clone();
+                let (node, receipts) = (self.node.clone(), self.receipts.clone());
                 let hold = hold.unwrap_or_default();
                 let payload = match serde_json::to_string(&m) {
                     Ok(p) => p,
@@ -434,14 +441,18 @@ impl Ledger {
                 let settled = self.spawn_retrying("settle", move || {
                     let (q, db, m) = (q.clone(), db.clone(), m.clone());
                     let (hold, payload) = (hold.clone(), payload.clone());
+                    let (node, receipts) = (node.clone(), receipts.clone());
                     async move {
                         loop {
+                            // Idempotent: a retry after a lost answer gets the first charge.
                             let r = q
                                 .settle(
-                                    m.user_id, token, &hold, m.reserved, price, m.settled, &payload,
+                                    &node, m.user_id, token, &hold, m.reserved, price, m.settled,
+                                    &payload,
                                 )
                                 .await?;
                             if r.is_some() {
+                                receipts.add(m.user_id, &hold);
                                 return Ok(());
                             }
                             // The balances vanished (Redis restarted): reload and settle again; the
@@ -459,6 +470,46 @@ impl Ledger {
                 settled
             }
         }
+    }
+}
+
+/// Holds settled in Redis whose answer this node has: their receipts can go (see
+/// [`QuotaStore::settle`]). Dropped in one `HDEL` per shard by the write-back.
+#[derive(Debug, Default)]
+struct Receipts(std::sync::Mutex<Vec<(i64, Arc<str>)>>);
+
+impl Receipts {
+    fn add(&self, user_id: i64, hold: &Arc<str>) {
+        let shard = QuotaStore::shard_of(user_id);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((shard, hold.clone()));
+    }
+
+    async fn forget(&self, q: &QuotaStore) -> anyhow::Result<()> {
+        let mut taken = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        if taken.is_empty() {
+            return Ok(());
+        }
+        taken.sort_unstable_by_key(|(shard, _)| *shard);
+        let mut failed = None;
+        for group in taken.chunk_by(|a, b| a.0 == b.0) {
+            let ids: Vec<String> = group.iter().map(|(_, h)| h.to_string()).collect();
+            if let Err(e) = q.forget(group[0].0, &ids).await {
+                failed = Some((group[0].0, e));
+                break;
+            }
+        }
+        let Some((from, e)) = failed else {
+            return Ok(());
+        };
+        // Kept for the next round (a receipt left over costs Redis memory, not money).
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(taken.into_iter().filter(|(shard, _)| *shard >= from));
+        Err(e)
     }
 }
 
@@ -628,6 +679,9 @@ async fn write_back_loop(ledger: Ledger, q: Arc<QuotaStore>, every: Duration) {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
+        if let Err(e) = ledger.receipts.forget(&q).await {
+            tracing::warn!(error = %e, "cannot drop settled holds' receipts yet");
+        }
         if let Err(e) = write_back(&ledger, &q).await {
             tracing::warn!(error = %e, "ledger write-back failed, will retry");
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -662,11 +716,7 @@ pub async fn release_dead_holds(ledger: &Ledger, q: &QuotaStore) -> anyhow::Resu
     for shard in 0..SHARDS {
         for (id, value) in q.holds(shard).await? {
             let mut parts = value.split(' ');
-            let (Some(node), Some(user), Some(token), Some(amount)) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
+            let Some(node) = parts.next() else { continue };
             if node == &*ledger.node {
                 continue;
             }
@@ -681,6 +731,15 @@ pub async fn release_dead_holds(ledger: &Ledger, q: &QuotaStore) -> anyhow::Resu
             if live {
                 continue;
             }
+            let Some(user) = parts.next() else { continue };
+            if user == "=" {
+                // The receipt of a hold the dead node settled: nothing to give back.
+                q.forget(shard, &[id]).await?;
+                continue;
+            }
+            let (Some(token), Some(amount)) = (parts.next(), parts.next()) else {
+                continue;
+            };
             let (Ok(user), Ok(amount)) = (user.parse::<i64>(), amount.parse::<i64>()) else {
                 continue;
             };

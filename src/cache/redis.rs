@@ -234,10 +234,18 @@ return 1
 
 const SETTLE: &str = r#"
 -- KEYS: user balance, holds, stream, [token balance].
--- ARGV: hold id, reserved, price, counted (0/1), movement JSON.
+-- ARGV: hold id, reserved, price, counted (0/1), movement JSON, node id.
 -- Releases the hold, charges the price (an excess over the hold only as far as the balances go),
--- and appends the movement with what was charged to the shard's stream, all at once.
+-- and appends the movement with what was charged to the shard's stream, all at once. The hold's
+-- entry becomes a receipt ("<node> = <charged>") until the node has the answer and forgets it
+-- (QuotaStore::forget): a settle retried after a lost answer returns the first charge and moves
+-- nothing again.
 -- Returns the charge, or -1 when a balance is missing (load it and call again).
+local h = redis.call('HGET', KEYS[2], ARGV[1])
+if h then
+  local done = string.match(h, ' = (%-?%d+)$')
+  if done then return tonumber(done) end
+end
 local u = redis.call('GET', KEYS[1])
 local t = nil
 if #KEYS > 3 then
@@ -246,7 +254,8 @@ if #KEYS > 3 then
 end
 if not u then return -1 end
 local reserved = tonumber(ARGV[2])
-if reserved > 0 and redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then reserved = 0 end
+-- No hold (given back after its node was taken for dead, or lost with Redis): charge it all.
+if not h then reserved = 0 end
 local delta = tonumber(ARGV[3]) - reserved
 if delta > 0 then
   local room = tonumber(u)
@@ -262,13 +271,18 @@ local charged = reserved + delta
 if ARGV[4] == '1' or charged ~= 0 then
   redis.call('XADD', KEYS[3], '*', 'm', ARGV[5], 'c', charged)
 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[6] .. ' = ' .. charged)
 return charged
 "#;
 
 const RELEASE: &str = r#"
 -- KEYS: user balance, holds, [token balance]. ARGV: hold id, amount.
--- Gives a hold back (its node died). Returns 1 when this call released it.
-if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end
+-- Gives a hold back (its node died). Returns 1 when this call released it; a settled hold's
+-- receipt is only forgotten.
+local h = redis.call('HGET', KEYS[2], ARGV[1])
+if not h then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+if string.find(h, ' = ', 1, true) then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCRBY', KEYS[1], ARGV[2]) end
 if #KEYS > 2 and redis.call('EXISTS', KEYS[3]) == 1 then redis.call('INCRBY', KEYS[3], ARGV[2]) end
 return 1
@@ -364,7 +378,7 @@ impl QuotaStore {
         format!("{}{{q{shard}}}", self.prefix)
     }
 
-    fn shard_of(user_id: i64) -> i64 {
+    pub fn shard_of(user_id: i64) -> i64 {
         user_id.rem_euclid(SHARDS)
     }
 
@@ -463,10 +477,12 @@ impl QuotaStore {
         })
     }
 
-    /// Settles a hold: returns what was charged, or `None` when a balance is missing.
+    /// Settles a hold: returns what was charged, or `None` when a balance is missing. The hold
+    /// stays as a receipt of the charge (a retry returns it) until [`QuotaStore::forget`].
     #[allow(clippy::too_many_arguments)]
     pub async fn settle(
         &self,
+        node: &str,
         user_id: i64,
         token: Option<i64>,
         hold_id: &str,
@@ -487,12 +503,26 @@ impl QuotaStore {
             .arg(reserved)
             .arg(price)
             .arg(if counted { "1" } else { "0" })
-            .arg(payload);
+            .arg(payload)
+            .arg(node);
         let charged: i64 = with_conn!(&self.pool, c => inv.invoke_async(&mut c).await?);
         Ok((charged >= 0).then_some(charged))
     }
 
-    /// Every hold of a shard: `(hold id, hold value)`.
+    /// Drops the receipts of settled holds whose answers arrived (see [`QuotaStore::settle`]).
+    pub async fn forget(&self, shard: i64, hold_ids: &[String]) -> anyhow::Result<()> {
+        if hold_ids.is_empty() {
+            return Ok(());
+        }
+        let key = self.holds_key_of(shard);
+        with_conn!(&self.pool, c => {
+            let _: i64 = redis::cmd("HDEL").arg(&key).arg(hold_ids).query_async(&mut c).await?;
+            Ok(())
+        })
+    }
+
+    /// Every hold of a shard: `(hold id, hold value)`; a settled one's value is a receipt,
+    /// `"<node> = <charged>"`.
     pub async fn holds(&self, shard: i64) -> anyhow::Result<Vec<(String, String)>> {
         let key = self.holds_key_of(shard);
         with_conn!(&self.pool, c => {
@@ -751,11 +781,24 @@ mod tests {
         );
         // Settle at 35 against 20 held: the excess is capped by the token's 10 left.
         let charged = q
-            .settle(1, Some(5), "h1", 20, 35, true, "{}")
+            .settle("n", 1, Some(5), "h1", 20, 35, true, "{}")
             .await
             .unwrap();
         assert_eq!(charged, Some(30));
         assert_eq!(q.balance(&q.token_key(1, 5)).await.unwrap(), Some(0));
+        assert_eq!(q.balance(&q.user_key(1)).await.unwrap(), Some(70));
+        // The hold is now a receipt: settling it again (a retry after a lost answer) returns the
+        // first charge and moves nothing, and a dead node's release gives nothing back.
+        assert_eq!(q.holds(1).await.unwrap(), [("h1".into(), "n = 30".into())]);
+        assert_eq!(
+            q.settle("n", 1, Some(5), "h1", 20, 35, true, "{}")
+                .await
+                .unwrap(),
+            Some(30)
+        );
+        assert_eq!(q.balance(&q.user_key(1)).await.unwrap(), Some(70));
+        assert_eq!(q.balance(&q.token_key(1, 5)).await.unwrap(), Some(0));
+        assert!(!q.release(1, Some(5), "h1", 20).await.unwrap());
         assert_eq!(q.balance(&q.user_key(1)).await.unwrap(), Some(70));
         assert!(q.holds(1).await.unwrap().is_empty());
         let moves = q.read_stream(1, 10).await.unwrap();
@@ -783,13 +826,33 @@ mod tests {
         assert_eq!(q.balance(&q.user_key(1)).await.unwrap(), Some(75));
         // Settling a released hold charges the whole price from the balance instead.
         assert_eq!(
-            q.settle(1, None, "h4", 25, 5, true, "{}").await.unwrap(),
+            q.settle("n", 1, None, "h4", 25, 5, true, "{}")
+                .await
+                .unwrap(),
             Some(5)
         );
         assert_eq!(q.balance(&q.user_key(1)).await.unwrap(), Some(70));
+        // A refund (price 0) retried gives back once; forgetting drops the receipts.
+        assert_eq!(
+            q.reserve(1, None, 10, "h6", "n 1 - 10").await.unwrap(),
+            Reserve::Ok
+        );
+        for _ in 0..2 {
+            assert_eq!(
+                q.settle("n", 1, None, "h6", 10, 0, false, "{}")
+                    .await
+                    .unwrap(),
+                Some(0)
+            );
+            assert_eq!(q.balance(&q.user_key(1)).await.unwrap(), Some(70));
+        }
+        q.forget(1, &["h4".into(), "h6".into()]).await.unwrap();
+        assert!(q.holds(1).await.unwrap().is_empty());
         // A missing balance: nothing applied, the caller loads and retries.
         assert_eq!(
-            q.settle(2, None, "h5", 5, 5, true, "{}").await.unwrap(),
+            q.settle("n", 2, None, "h5", 5, 5, true, "{}")
+                .await
+                .unwrap(),
             None
         );
 

@@ -351,6 +351,64 @@ async fn an_unanswered_reservation_does_not_keep_its_hold(backend: Backend) {
     app.finish().await;
 }
 
+crate::db_test!(a_settlement_retried_after_a_lost_answer_charges_once);
+
+/// The settle script ran but its answer came after the client's bound (4 s): the ledger retries
+/// the step. The retry must return the first charge, not find the hold gone and charge the whole
+/// price again (and stream the movement twice).
+async fn a_settlement_retried_after_a_lost_answer_charges_once(backend: Backend) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let Some(redis) = crate::helpers::redis_url() else {
+        return;
+    };
+    let slow = Arc::new(AtomicBool::new(false));
+    let port = slow_replies_proxy(
+        redis.trim_start_matches("redis://").to_string(),
+        slow.clone(),
+    )
+    .await;
+    let conn = format!("redis://127.0.0.1:{port}");
+    let Some(app) = spawn_app_mode(
+        backend,
+        LedgerMode::Redis,
+        &[("REDIS_CONN_STRING", conn.as_str())],
+    )
+    .await
+    else {
+        return;
+    };
+    let uid = user(&app, 10_000, "default", 1).await;
+    let (tid, _) = token(&app, uid, Some(5_000)).await;
+    let ledger = app.state.relay.ledger.clone();
+    let q = app.state.relay.redis.clone().expect("redis mode");
+    let base = tollgate::store::ledger::Movement {
+        user_id: uid,
+        token_id: tid,
+        ..Default::default()
+    };
+    let held = ledger.reserve(base, 100).await.unwrap().unwrap();
+    slow.store(true, Ordering::SeqCst);
+    let settled = held.settle(0, 60, None);
+    // Only the first attempt's answer is held back (5 s); the retry after the timeout is not.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    slow.store(false, Ordering::SeqCst);
+    settled.wait().await;
+    tokio::time::timeout(std::time::Duration::from_secs(20), ledger.flush())
+        .await
+        .expect("the settlement never completed");
+    assert_eq!(
+        q.balance(&q.user_key(uid)).await.unwrap(),
+        Some(10_000 - 60),
+        "charged twice in Redis"
+    );
+    assert_eq!(user_row(&app, uid).await.quota, 10_000 - 60);
+    assert_eq!(token_row(&app, tid).await.remain_quota, 5_000 - 60);
+    // The receipt is dropped once the answer is in.
+    let shard = tollgate::cache::redis::QuotaStore::shard_of(uid);
+    assert!(q.holds(shard).await.unwrap().is_empty());
+    app.finish().await;
+}
+
 /// A TCP relay to Redis that, while `slow` is set, holds for 5 s the reply to each script call
 /// (`EVALSHA`/`EVAL`; the call itself reaches Redis at once). Other replies (the pool's health
 /// checks) pass at once.
