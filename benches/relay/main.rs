@@ -218,6 +218,21 @@ async fn warm_up(url: &str, keys: &[String]) {
         .await;
 }
 
+/// CPU time (user + system) a process has used so far, in seconds.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name: utime and stime are the 12th and 13th, in ticks.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum();
+    // USER_HZ: 100 ticks a second on every Linux architecture the bench runs on.
+    ticks as f64 / 100.0
+}
+
 fn rss_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -482,6 +497,9 @@ struct Row_ {
     load: Load,
     ttfb_p99: Option<f64>,
     rss_mb: Option<f64>,
+    /// Tollgate's CPU time per request (µs): steadier than req/s on a noisy machine, where
+    /// what else runs takes cores away but not the work each request needs.
+    cpu_us: Option<f64>,
     ledger: String,
 }
 
@@ -573,6 +591,7 @@ async fn main() -> anyhow::Result<()> {
                     load,
                     ttfb_p99: ttfb,
                     rss_mb: None,
+                    cpu_us: None,
                     ledger: String::new(),
                 });
             }
@@ -604,7 +623,9 @@ async fn main() -> anyhow::Result<()> {
             for &c in concurrencies {
                 let (before, since) = quiet_point(&t).await?;
                 let url = format!("http://127.0.0.1:{}/v1/chat/completions", t.port);
+                let cpu_before = cpu_secs(t.child.id());
                 let load = run_wrk(&url, &script, c, a.duration);
+                let cpu = cpu_secs(t.child.id()) - cpu_before;
                 let ok = load.requests.saturating_sub(load.errors);
                 let ledger = ledger_check(&t, before, since, ok).await;
                 let ttfb = if stream && c == 64 {
@@ -619,6 +640,7 @@ async fn main() -> anyhow::Result<()> {
                     load,
                     ttfb_p99: ttfb,
                     rss_mb: Some(rss_kb(t.child.id(), "VmHWM:") as f64 / 1024.0),
+                    cpu_us: (ok > 0).then(|| cpu * 1e6 / ok as f64),
                     ledger,
                 });
             }
@@ -664,6 +686,7 @@ async fn main() -> anyhow::Result<()> {
                 load,
                 ttfb_p99: None,
                 rss_mb: None,
+                cpu_us: None,
                 ledger: String::new(),
             });
         }
@@ -699,6 +722,7 @@ async fn main() -> anyhow::Result<()> {
             load,
             ttfb_p99: None,
             rss_mb: Some(peak),
+            cpu_us: None,
             ledger: format!("idle RSS {idle:.1} MB"),
         });
     }
@@ -722,8 +746,8 @@ fn render(rows: &[Row_]) -> String {
             .map(|r| r.load.clone())
     };
     let mut out = String::from(
-        "| scenario | stream | conc | req/s | p50 ms | p99 ms | p50 added vs direct | req/s vs proxy | TTFB p99 ms | errors | peak RSS MB | ledger |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | stream | conc | req/s | p50 ms | p99 ms | p50 added vs direct | req/s vs proxy | TTFB p99 ms | errors | peak RSS MB | CPU µs/req | ledger |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let direct = find("direct (mock)", r.stream, r.concurrency);
@@ -737,7 +761,7 @@ fn render(rows: &[Row_]) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.0} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} | {} |",
             r.scenario,
             if r.stream { "yes" } else { "no" },
             r.concurrency,
@@ -749,6 +773,7 @@ fn render(rows: &[Row_]) -> String {
             r.ttfb_p99.map(|t| format!("{t:.3}")).unwrap_or_default(),
             r.load.errors,
             r.rss_mb.map(|m| format!("{m:.1}")).unwrap_or_default(),
+            r.cpu_us.map(|c| format!("{c:.0}")).unwrap_or_default(),
             r.ledger
         );
     }
