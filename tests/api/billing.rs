@@ -409,6 +409,51 @@ async fn a_settlement_retried_after_a_lost_answer_charges_once(backend: Backend)
     app.finish().await;
 }
 
+crate::db_test!(a_dead_nodes_receipts_are_dropped_not_refunded);
+
+/// A node that died after settling leaves receipts, not holds: the reaper drops them and gives
+/// nothing back a second time.
+async fn a_dead_nodes_receipts_are_dropped_not_refunded(backend: Backend) {
+    let Some(app) = spawn_app_mode(backend, LedgerMode::Redis, &[]).await else {
+        return;
+    };
+    let uid = user(&app, 10_000, "default", 1).await;
+    let ledger = app.state.relay.ledger.clone();
+    let q = app.state.relay.redis.clone().expect("redis mode");
+    // Loads the user's balance into Redis.
+    let base = tollgate::store::ledger::Movement {
+        user_id: uid,
+        unlimited: true,
+        ..Default::default()
+    };
+    ledger.reserve(base, 10).await.unwrap().unwrap().refund();
+    ledger.flush().await;
+    let balance = || async { q.balance(&q.user_key(uid)).await.unwrap() };
+    // A node that never beats its heartbeat holds 10, then gives it back (a refund: nothing
+    // charged, no movement streamed).
+    assert_eq!(
+        q.reserve(uid, None, 10, "gone:1", &format!("gone {uid} - 10"))
+            .await
+            .unwrap(),
+        tollgate::cache::redis::Reserve::Ok
+    );
+    assert_eq!(
+        q.settle("gone", uid, None, "gone:1", 10, 0, false, "")
+            .await
+            .unwrap(),
+        Some(0)
+    );
+    assert_eq!(balance().await, Some(10_000));
+    let released = tollgate::billing::ledger::release_dead_holds(&ledger, &q)
+        .await
+        .unwrap();
+    assert_eq!(released, 0, "a receipt was released as a hold");
+    assert_eq!(balance().await, Some(10_000), "refunded twice");
+    let shard = tollgate::cache::redis::QuotaStore::shard_of(uid);
+    assert!(q.holds(shard).await.unwrap().is_empty());
+    app.finish().await;
+}
+
 /// A TCP relay to Redis that, while `slow` is set, holds for 5 s the reply to each script call
 /// (`EVALSHA`/`EVAL`; the call itself reaches Redis at once). Other replies (the pool's health
 /// checks) pass at once.
