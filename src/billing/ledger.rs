@@ -473,43 +473,39 @@ impl Ledger {
     }
 }
 
-/// Holds settled in Redis whose answer this node has: their receipts can go (see
+/// Holds settled in Redis whose answer this node has, per shard: their receipts can go (see
 /// [`QuotaStore::settle`]). Dropped in one `HDEL` per shard by the write-back.
-#[derive(Debug, Default)]
-struct Receipts(std::sync::Mutex<Vec<(i64, Arc<str>)>>);
+#[derive(Debug)]
+struct Receipts(Vec<std::sync::Mutex<Vec<String>>>);
+
+impl Default for Receipts {
+    fn default() -> Self {
+        Receipts((0..SHARDS).map(|_| Default::default()).collect())
+    }
+}
 
 impl Receipts {
-    fn add(&self, user_id: i64, hold: &Arc<str>) {
-        let shard = QuotaStore::shard_of(user_id);
-        self.0
+    fn shard(&self, shard: i64) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.0[shard as usize]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push((shard, hold.clone()));
+    }
+
+    fn add(&self, user_id: i64, hold: &str) {
+        self.shard(QuotaStore::shard_of(user_id))
+            .push(hold.to_string());
     }
 
     async fn forget(&self, q: &QuotaStore) -> anyhow::Result<()> {
-        let mut taken = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
-        if taken.is_empty() {
-            return Ok(());
-        }
-        taken.sort_unstable_by_key(|(shard, _)| *shard);
-        let mut failed = None;
-        for group in taken.chunk_by(|a, b| a.0 == b.0) {
-            let ids: Vec<String> = group.iter().map(|(_, h)| h.to_string()).collect();
-            if let Err(e) = q.forget(group[0].0, &ids).await {
-                failed = Some((group[0].0, e));
-                break;
+        for shard in 0..SHARDS {
+            let ids = std::mem::take(&mut *self.shard(shard));
+            if let Err(e) = q.forget(shard, &ids).await {
+                // Kept for the next round (a receipt left over costs Redis memory, not money).
+                self.shard(shard).extend(ids);
+                return Err(e);
             }
         }
-        let Some((from, e)) = failed else {
-            return Ok(());
-        };
-        // Kept for the next round (a receipt left over costs Redis memory, not money).
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(taken.into_iter().filter(|(shard, _)| *shard >= from));
-        Err(e)
+        Ok(())
     }
 }
 

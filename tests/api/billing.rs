@@ -294,35 +294,19 @@ crate::db_test!(an_unanswered_reservation_does_not_keep_its_hold);
 /// a timeout and answered 503. The hold it left must be released, or the quota stays taken with
 /// nothing to settle it (seen as a rare quota mismatch in the billing tests under heavy load).
 async fn an_unanswered_reservation_does_not_keep_its_hold(backend: Backend) {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let Some(redis) = crate::helpers::redis_url() else {
-        return;
-    };
-    let slow = Arc::new(AtomicBool::new(false));
-    let port = slow_replies_proxy(
-        redis.trim_start_matches("redis://").to_string(),
-        slow.clone(),
-    )
-    .await;
-    let conn = format!("redis://127.0.0.1:{port}");
-    let Some(app) = spawn_app_mode(
-        backend,
-        LedgerMode::Redis,
-        &[("REDIS_CONN_STRING", conn.as_str())],
-    )
-    .await
+    use std::sync::atomic::Ordering;
+    let Some(SlowRedis {
+        app,
+        slow,
+        uid,
+        base,
+        ..
+    }) = slow_redis_app(backend).await
     else {
         return;
     };
-    let uid = user(&app, 10_000, "default", 1).await;
-    let (tid, _) = token(&app, uid, Some(5_000)).await;
     let ledger = app.state.relay.ledger.clone();
     let q = app.state.relay.redis.clone().expect("redis mode");
-    let base = tollgate::store::ledger::Movement {
-        user_id: uid,
-        token_id: tid,
-        ..Default::default()
-    };
     // Loads the balances into Redis.
     ledger
         .reserve(base.clone(), 100)
@@ -357,35 +341,19 @@ crate::db_test!(a_settlement_retried_after_a_lost_answer_charges_once);
 /// the step. The retry must return the first charge, not find the hold gone and charge the whole
 /// price again (and stream the movement twice).
 async fn a_settlement_retried_after_a_lost_answer_charges_once(backend: Backend) {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let Some(redis) = crate::helpers::redis_url() else {
-        return;
-    };
-    let slow = Arc::new(AtomicBool::new(false));
-    let port = slow_replies_proxy(
-        redis.trim_start_matches("redis://").to_string(),
-        slow.clone(),
-    )
-    .await;
-    let conn = format!("redis://127.0.0.1:{port}");
-    let Some(app) = spawn_app_mode(
-        backend,
-        LedgerMode::Redis,
-        &[("REDIS_CONN_STRING", conn.as_str())],
-    )
-    .await
+    use std::sync::atomic::Ordering;
+    let Some(SlowRedis {
+        app,
+        slow,
+        uid,
+        tid,
+        base,
+    }) = slow_redis_app(backend).await
     else {
         return;
     };
-    let uid = user(&app, 10_000, "default", 1).await;
-    let (tid, _) = token(&app, uid, Some(5_000)).await;
     let ledger = app.state.relay.ledger.clone();
     let q = app.state.relay.redis.clone().expect("redis mode");
-    let base = tollgate::store::ledger::Movement {
-        user_id: uid,
-        token_id: tid,
-        ..Default::default()
-    };
     let held = ledger.reserve(base, 100).await.unwrap().unwrap();
     slow.store(true, Ordering::SeqCst);
     let settled = held.settle(0, 60, None);
@@ -452,6 +420,47 @@ async fn a_dead_nodes_receipts_are_dropped_not_refunded(backend: Backend) {
     let shard = tollgate::cache::redis::QuotaStore::shard_of(uid);
     assert!(q.holds(shard).await.unwrap().is_empty());
     app.finish().await;
+}
+
+/// An app in the Redis ledger mode whose Redis is reached through [`slow_replies_proxy`], with a
+/// user (10,000) and a limited token (5,000). `None` without a test Redis.
+struct SlowRedis {
+    app: crate::helpers::TestApp,
+    slow: Arc<std::sync::atomic::AtomicBool>,
+    uid: i64,
+    tid: i64,
+    base: tollgate::store::ledger::Movement,
+}
+
+async fn slow_redis_app(backend: Backend) -> Option<SlowRedis> {
+    let redis = crate::helpers::redis_url()?;
+    let slow = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let port = slow_replies_proxy(
+        redis.trim_start_matches("redis://").to_string(),
+        slow.clone(),
+    )
+    .await;
+    let conn = format!("redis://127.0.0.1:{port}");
+    let app = spawn_app_mode(
+        backend,
+        LedgerMode::Redis,
+        &[("REDIS_CONN_STRING", conn.as_str())],
+    )
+    .await?;
+    let uid = user(&app, 10_000, "default", 1).await;
+    let (tid, _) = token(&app, uid, Some(5_000)).await;
+    let base = tollgate::store::ledger::Movement {
+        user_id: uid,
+        token_id: tid,
+        ..Default::default()
+    };
+    Some(SlowRedis {
+        app,
+        slow,
+        uid,
+        tid,
+        base,
+    })
 }
 
 /// A TCP relay to Redis that, while `slow` is set, holds for 5 s the reply to each script call
