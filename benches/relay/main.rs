@@ -34,6 +34,8 @@ struct Args {
     only: Option<String>,
     /// Concurrent slow streams for the memory case (0: skipped; the full run uses 10,000).
     open_streams: usize,
+    /// Count Tollgate's instructions per request under callgrind instead of timing it.
+    callgrind: bool,
 }
 
 fn args() -> Args {
@@ -44,6 +46,7 @@ fn args() -> Args {
         redis: std::env::var("BENCH_REDIS_URL").ok(),
         only: None,
         open_streams: 0,
+        callgrind: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -56,6 +59,7 @@ fn args() -> Args {
             "--postgres" => a.postgres = it.next(),
             "--redis" => a.redis = it.next(),
             "--only" => a.only = it.next(),
+            "--callgrind" => a.callgrind = true,
             "--open-streams" => {
                 a.open_streams = it.next().and_then(|n| n.parse().ok()).unwrap_or(0)
             }
@@ -278,6 +282,7 @@ async fn start_tollgate(
     redis: Option<&str>,
     mock_port: u16,
     channels: usize,
+    callgrind: Option<&std::path::Path>,
 ) -> anyhow::Result<Tollgate> {
     let dir = tempfile::tempdir()?;
     let settings = PoolSettings {
@@ -340,8 +345,23 @@ async fn start_tollgate(
         tx.commit().await?;
     }
     let port = free_port();
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/tollgate");
-    let mut cmd = Command::new(&bin);
+    // BENCH_TOLLGATE=PATH measures another build (an A/B of two binaries).
+    let bin = std::env::var_os("BENCH_TOLLGATE").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/tollgate"),
+        PathBuf::from,
+    );
+    let mut cmd = match callgrind {
+        // Counting starts only when the bench turns it on (after start-up and warm-up).
+        Some(out) => {
+            let mut c = Command::new("valgrind");
+            c.arg("--tool=callgrind")
+                .arg("--instr-atstart=no")
+                .arg(format!("--callgrind-out-file={}", out.display()))
+                .arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
     cmd.current_dir(dir.path())
         .env("PORT", port.to_string())
         .env("SESSION_SECRET", "bench")
@@ -378,7 +398,7 @@ async fn start_tollgate(
     })?;
     // The port accepts connections before the server is ready (the listener is bound first), so
     // wait for an answer: the idle RSS is read after start-up, tokenizer tables included.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(if callgrind.is_some() { 600 } else { 60 });
     let client = reqwest::Client::builder().no_proxy().build()?;
     let status = format!("http://127.0.0.1:{port}/api/status");
     while !client
@@ -447,7 +467,8 @@ fn open_files_limit() -> usize {
 
 /// After a run: waits for settlement, then checks that the quota moved equals the sum of this
 /// run's consume logs (ids above `since`) and counts them.
-async fn ledger_check(t: &Tollgate, before: i64, since: i64, successes: u64) -> String {
+/// Also returns how many requests were billed (wrk does not count the ones it cut off at the end).
+async fn ledger_check(t: &Tollgate, before: i64, since: i64, successes: u64) -> (String, u64) {
     let mut last = (0, 0, 0);
     let ended = Instant::now();
     // With Redis the database is written behind the balances: wait until every answered request
@@ -484,9 +505,10 @@ async fn ledger_check(t: &Tollgate, before: i64, since: i64, successes: u64) -> 
     let (moved, logged, count) = last;
     let exact = if moved == logged { "exact" } else { "MISMATCH" };
     let caught_up = ended.elapsed().as_secs_f64();
-    format!(
+    let line = format!(
         "{exact}: moved {moved} = logs {logged}; {count} logs / {successes} ok; in the database {caught_up:.1} s after the run"
-    )
+    );
+    (line, count as u64)
 }
 
 #[derive(Debug, Clone)]
@@ -571,7 +593,40 @@ async fn main() -> anyhow::Result<()> {
         setups.push((label.into(), url.clone(), Some(url), 1));
     }
 
+    if a.callgrind {
+        let c = 64;
+        let mut out = String::from(
+            "| scenario | stream | conc | billed | instructions/request | ledger |\n|---|---|---|---|---|---|\n",
+        );
+        for (label, url, dsn, channels) in &setups {
+            if a.only
+                .as_ref()
+                .is_some_and(|only| !label.contains(only.as_str()))
+            {
+                continue;
+            }
+            for line in callgrind_runs(
+                label,
+                url,
+                dsn.as_deref(),
+                a.redis.as_deref(),
+                mock0,
+                *channels,
+                c,
+                a.duration,
+                scratch.path(),
+            )
+            .await?
+            {
+                out.push_str(&line);
+            }
+        }
+        println!("{out}");
+    }
     for stream in [false, true] {
+        if a.callgrind {
+            break;
+        }
         let body = if stream { STREAM_BODY } else { BODY };
         let dummy_keys = vec!["bench".to_string()];
         let script = wrk_script(scratch.path(), body, &dummy_keys);
@@ -598,12 +653,22 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     for (label, url, dsn, channels) in &setups {
-        if let Some(only) = &a.only
-            && !label.contains(only.as_str())
+        if a.callgrind
+            || a.only
+                .as_ref()
+                .is_some_and(|only| !label.contains(only.as_str()))
         {
             continue;
         }
-        let t = start_tollgate(url, dsn.as_deref(), a.redis.as_deref(), mock0, *channels).await?;
+        let t = start_tollgate(
+            url,
+            dsn.as_deref(),
+            a.redis.as_deref(),
+            mock0,
+            *channels,
+            None,
+        )
+        .await?;
         let idle = rss_kb(t.child.id(), "VmRSS:") as f64 / 1024.0;
         eprintln!("{label}: idle RSS {idle:.1} MB");
         let warm = Instant::now();
@@ -627,7 +692,7 @@ async fn main() -> anyhow::Result<()> {
                 let load = run_wrk(&url, &script, c, a.duration);
                 let cpu = cpu_secs(t.child.id()) - cpu_before;
                 let ok = load.requests.saturating_sub(load.errors);
-                let ledger = ledger_check(&t, before, since, ok).await;
+                let (ledger, _) = ledger_check(&t, before, since, ok).await;
                 let ttfb = if stream && c == 64 {
                     Some(ttfb_p99(&url, &t.keys[0], 200).await)
                 } else {
@@ -648,7 +713,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // 50 ms upstream at concurrency 512: errors and tail latency.
-    if !a.quick {
+    if !a.quick && !a.callgrind {
         let mock50 = upstream::start_mock(
             upstream::MockConfig {
                 latency: Duration::from_millis(50),
@@ -659,7 +724,7 @@ async fn main() -> anyhow::Result<()> {
         )?;
         let path = scratch.path().join("bench-50ms.db");
         let url = format!("sqlite://{}?mode=rwc", path.display());
-        let t = start_tollgate(&url, None, None, mock50, 1).await?;
+        let t = start_tollgate(&url, None, None, mock50, 1, None).await?;
         // Warm like the other Tollgate runs: without it most of the 10,000 tokens were first
         // seen during the run, and their database loads were what the p99 measured.
         warm_up(
@@ -694,7 +759,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Memory with many streams open at once: a mock that sends one chunk every 400 ms (about
     // 9 s a stream), wrk holding `open_streams` connections, Tollgate's peak RSS.
-    if open_streams > 0 {
+    if open_streams > 0 && !a.callgrind {
         let slow = upstream::start_mock(
             upstream::MockConfig {
                 latency: Duration::ZERO,
@@ -705,7 +770,7 @@ async fn main() -> anyhow::Result<()> {
         )?;
         let path = scratch.path().join("bench-streams.db");
         let url = format!("sqlite://{}?mode=rwc", path.display());
-        let t = start_tollgate(&url, None, None, slow, 1).await?;
+        let t = start_tollgate(&url, None, None, slow, 1, None).await?;
         let idle = rss_kb(t.child.id(), "VmRSS:") as f64 / 1024.0;
         let script = wrk_script(scratch.path(), STREAM_BODY, &t.keys);
         let target = format!("http://127.0.0.1:{}/v1/chat/completions", t.port);
@@ -727,7 +792,9 @@ async fn main() -> anyhow::Result<()> {
         });
     }
 
-    println!("{}", render(&rows));
+    if !a.callgrind {
+        println!("{}", render(&rows));
+    }
     if let Some((pg, name)) = scratch_db {
         let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&pg).await?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
@@ -737,6 +804,74 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     }
     Ok(())
+}
+
+/// One Tollgate setup under callgrind: its instructions per answered request, non-stream and
+/// stream. Exact counts, the same for one build and load whatever else the machine runs (its
+/// req/s moves by 20% on a shared host), so two builds compare to within a percent. The
+/// writer's work after the run is counted too: the count stops once every request is logged.
+#[allow(clippy::too_many_arguments)]
+async fn callgrind_runs(
+    label: &str,
+    url: &str,
+    dsn: Option<&str>,
+    redis: Option<&str>,
+    mock: u16,
+    channels: usize,
+    concurrency: usize,
+    secs: u64,
+    dir: &std::path::Path,
+) -> anyhow::Result<Vec<String>> {
+    let slug: String = label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let out = dir.join(format!("callgrind.{slug}"));
+    let t = start_tollgate(url, dsn, redis, mock, channels, Some(&out)).await?;
+    let target = format!("http://127.0.0.1:{}/v1/chat/completions", t.port);
+    warm_up(&target, &t.keys).await;
+    let control = |args: &[&str]| {
+        Command::new("callgrind_control")
+            .args(args)
+            .arg(t.child.id().to_string())
+            .output()
+    };
+    let mut rows = Vec::new();
+    for (n, stream) in [false, true].into_iter().enumerate() {
+        let body = if stream { STREAM_BODY } else { BODY };
+        let script = wrk_script(dir, body, &t.keys);
+        let (before, since) = quiet_point(&t).await?;
+        // Switched on once and zeroed per run: switching it off and on again between the two
+        // runs left the second profile's inclusive costs unusable.
+        control(&["-i", "on"])?;
+        control(&["-z"])?;
+        let load = run_wrk(&target, &script, concurrency, secs);
+        let ok = load.requests.saturating_sub(load.errors);
+        let (ledger, billed) = ledger_check(&t, before, since, ok).await;
+        control(&["-d"])?;
+        // Each dump is its own file: `<out>.<n>`, numbered from 1.
+        let dump = PathBuf::from(format!("{}.{}", out.display(), n + 1));
+        let total: u64 = std::fs::read_to_string(&dump)
+            .ok()
+            .and_then(|d| {
+                d.lines()
+                    .find_map(|l| l.strip_prefix("totals:"))
+                    .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            })
+            .ok_or_else(|| anyhow::anyhow!("no totals in {}", dump.display()))?;
+        let kept = std::env::temp_dir().join(format!(
+            "callgrind.{slug}.{}",
+            if stream { "stream" } else { "json" }
+        ));
+        let _ = std::fs::copy(&dump, &kept);
+        eprintln!("{label}: callgrind profile in {}", kept.display());
+        rows.push(format!(
+            "| {label} | {} | {concurrency} | {billed} | {} | {ledger} |\n",
+            if stream { "yes" } else { "no" },
+            total.checked_div(billed).unwrap_or(0),
+        ));
+    }
+    Ok(rows)
 }
 
 fn render(rows: &[Row_]) -> String {
