@@ -48,13 +48,34 @@ pub fn new_request_id() -> RequestId {
     let secs = now.as_secs() as i64;
     let (y, mo, d, h, mi, s) = civil_from_unix(secs);
     let rnd: u32 = rand::rng().random_range(0..100_000_000);
-    RequestId(
-        format!(
-            "{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}{}{rnd:08}",
-            now.subsec_nanos()
-        )
-        .into(),
-    )
+    // `{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}{nanos}{rnd:08}`, without `format!`'s machinery
+    // (1% of a relayed request's instructions).
+    let mut id = String::with_capacity(40);
+    for (v, width) in [
+        (y.max(0) as u64, 4),
+        (mo.into(), 2),
+        (d.into(), 2),
+        (h.into(), 2),
+        (mi.into(), 2),
+        (s.into(), 2),
+        (now.subsec_nanos().into(), 1),
+        (rnd.into(), 8),
+    ] {
+        push_padded(&mut id, v, width);
+    }
+    RequestId(id.into())
+}
+
+/// Appends `v` in decimal, zero-padded to at least `width` digits.
+fn push_padded(out: &mut String, mut v: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut n = 0;
+    while v > 0 || n < width {
+        digits[n] = b'0' + (v % 10) as u8;
+        v /= 10;
+        n += 1;
+    }
+    out.extend(digits[..n].iter().rev().map(|&b| b as char));
 }
 
 /// Converts unix seconds to a UTC civil date and time (Howard Hinnant's algorithm).
@@ -151,7 +172,9 @@ pub async fn request_context(
     span.in_scope(|| {
         tracing::info!(
             %method,
-            path,
+            // Display, not Debug: a request target holds no control characters (the HTTP
+            // parser refuses them), and Debug's escaping was most of the line's cost.
+            %path,
             status = res.status().as_u16(),
             latency_ms = started.elapsed().as_millis() as u64,
             "request"
@@ -169,6 +192,16 @@ mod tests {
         assert_eq!(civil_from_unix(0), (1970, 1, 1, 0, 0, 0));
         assert_eq!(civil_from_unix(951_782_400), (2000, 2, 29, 0, 0, 0));
         assert_eq!(civil_from_unix(1_700_000_000), (2023, 11, 14, 22, 13, 20));
+    }
+
+    #[test]
+    fn padded_digits() {
+        let mut s = String::new();
+        for (v, w) in [(7, 2), (2026, 4), (0, 1), (123_456_789, 1), (42, 8), (0, 3)] {
+            push_padded(&mut s, v, w);
+            s.push('|');
+        }
+        assert_eq!(s, "07|2026|0|123456789|00000042|000|");
     }
 
     #[test]

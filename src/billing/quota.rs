@@ -22,12 +22,25 @@ impl Price {
         (self.model_ratio * self.group_ratio).max(0.0)
     }
 
-    /// One API's log text for the ratios used.
+    /// One API's log text for the ratios used. Remembered per thread for the last price: a
+    /// float rounded to two places often falls back to exact (Dragon4) formatting, 2% of a
+    /// relayed request's instructions, and consecutive requests mostly share their price.
     pub fn describe(&self) -> String {
-        format!(
-            "倍率：{:.2} × {:.2} × {:.2}",
-            self.model_ratio, self.group_ratio, self.completion_ratio
-        )
+        thread_local! {
+            static LAST: std::cell::RefCell<(Option<Price>, String)> = const {
+                std::cell::RefCell::new((None, String::new()))
+            };
+        }
+        LAST.with_borrow_mut(|(price, text)| {
+            if *price != Some(*self) {
+                *text = format!(
+                    "倍率：{:.2} × {:.2} × {:.2}",
+                    self.model_ratio, self.group_ratio, self.completion_ratio
+                );
+                *price = Some(*self);
+            }
+            text.clone()
+        })
     }
 }
 
@@ -144,6 +157,17 @@ mod tests {
             completion_ratio: c,
             group_ratio: g,
         }
+    }
+
+    #[test]
+    fn descriptions_follow_the_price_they_describe() {
+        // The per-thread memo must never hand one price's text to another.
+        for _ in 0..2 {
+            assert_eq!(p(0.75, 3.0, 1.0).describe(), "倍率：0.75 × 1.00 × 3.00");
+            assert_eq!(p(15.0, 2.0, 0.5).describe(), "倍率：15.00 × 0.50 × 2.00");
+            assert_eq!(p(15.0, 2.0, 0.5).describe(), "倍率：15.00 × 0.50 × 2.00");
+        }
+        assert_eq!(p(f64::NAN, 1.0, 1.0).describe(), "倍率：NaN × 1.00 × 1.00");
     }
 
     #[test]

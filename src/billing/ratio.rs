@@ -4,7 +4,9 @@
 //!
 //! Units: ratio 1 = $0.002 / 1K tokens = 1 quota per token (500 000 quota = $1).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::options::Options;
 
@@ -194,16 +196,18 @@ fn parse_map(json: &str, what: &str) -> HashMap<String, f64> {
 pub struct Ratios {
     model: Table,
     completion: Table,
-    group: HashMap<String, f64>,
+    group: FxHashMap<String, f64>,
 }
 
 /// A ratio table keyed by `name` or `name(channel type)`.
 #[derive(Debug, Clone)]
+/// Fx-hashed: looked up several times per relay request, with keys the operator chose (SipHash's
+/// resistance to chosen keys buys nothing here).
 struct Table {
-    ratios: HashMap<String, f64>,
+    ratios: FxHashMap<String, f64>,
     /// The names that have a `name(type)` entry: only those pay for building the typed key on
     /// every relay request.
-    typed: HashSet<String>,
+    typed: FxHashSet<String>,
 }
 
 impl Table {
@@ -215,7 +219,10 @@ impl Table {
                 rest.parse::<i64>().ok().map(|_| name.to_string())
             })
             .collect();
-        Table { ratios, typed }
+        Table {
+            ratios: ratios.into_iter().collect(),
+            typed,
+        }
     }
 
     fn contains(&self, name: &str) -> bool {
@@ -244,7 +251,7 @@ impl Ratios {
         Ratios {
             model: Table::new(model),
             completion: Table::new(completion),
-            group,
+            group: group.into_iter().collect(),
         }
     }
 

@@ -5,16 +5,18 @@
 //! the ledger writer. A crash therefore loses at most the movements still queued, which charges
 //! the user less, never more (see docs/multi-node.md).
 
-use std::collections::HashMap;
 use std::sync::Mutex;
+
+use rustc_hash::FxHashMap;
 
 use super::redis::Reserve;
 
+/// Fx-hashed: ids are database keys, and every relay request looks several up under the lock.
 #[derive(Debug, Default)]
 struct Inner {
-    users: HashMap<i64, i64>,
-    tokens: HashMap<i64, i64>,
-    versions: HashMap<i64, u64>,
+    users: FxHashMap<i64, i64>,
+    tokens: FxHashMap<i64, i64>,
+    versions: FxHashMap<i64, u64>,
 }
 
 #[derive(Debug, Default)]

@@ -703,7 +703,7 @@ pub(crate) async fn run(
             group_ratio: ratios.group_ratio(&auth.user.group),
         }
     };
-    let price = price_for(&channel);
+    let mut price = price_for(&channel);
     let plan = plan_for(mode, &meta, price.ratio())?;
     let prompt = prompt_tokens(mode, &meta, raw.len()).await;
     let pre_consumed = opts.i64("PreConsumedQuota");
@@ -835,7 +835,7 @@ pub(crate) async fn run(
         let billing = |reservation, is_stream| Billing {
             reservation,
             plan,
-            price: price_for(&channel),
+            price,
             prompt_tokens: prompt,
             model: mapped.clone(),
             channel_id: channel.id,
@@ -993,6 +993,7 @@ pub(crate) async fn run(
                     attempt += 1;
                     if let Ok(c) = pick_channel(&state, &auth, &meta.model, &tried) {
                         channel = c;
+                        price = price_for(&channel);
                         continue;
                     }
                 }
