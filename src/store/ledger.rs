@@ -174,30 +174,29 @@ impl Sums {
             .into_iter()
             .partition(|(_, (remain, used))| *remain == 0 && *used == 0);
         for chunk in super::pow2_chunks(&touched, TOKENS_PER_STATEMENT) {
-            let sql = format!(
-                "UPDATE tokens SET accessed_time = ? WHERE id IN ({})",
-                super::marks(chunk.len())
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(super::dialect::dynamic(
-                db.backend, sql,
-            )))
-            .bind(ts);
+            let sql = db.multi_row("touch tokens", chunk.len(), || {
+                format!(
+                    "UPDATE tokens SET accessed_time = ? WHERE id IN ({})",
+                    super::marks(chunk.len())
+                )
+            });
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ts);
             for (id, _) in chunk {
                 q = q.bind(*id);
             }
             q.execute(&mut **tx).await?;
         }
         for chunk in super::pow2_chunks(&moved, TOKENS_PER_STATEMENT) {
-            let cases = vec!["WHEN ? THEN ?"; chunk.len()].join(" ");
-            let sql = format!(
-                "UPDATE tokens SET remain_quota = remain_quota + CASE id {cases} END, \
-                 used_quota = used_quota + CASE id {cases} END, accessed_time = ? \
-                 WHERE id IN ({})",
-                super::marks(chunk.len())
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(super::dialect::dynamic(
-                db.backend, sql,
-            )));
+            let sql = db.multi_row("move tokens", chunk.len(), || {
+                let cases = vec!["WHEN ? THEN ?"; chunk.len()].join(" ");
+                format!(
+                    "UPDATE tokens SET remain_quota = remain_quota + CASE id {cases} END, \
+                     used_quota = used_quota + CASE id {cases} END, accessed_time = ? \
+                     WHERE id IN ({})",
+                    super::marks(chunk.len())
+                )
+            });
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (id, (remain, _)) in chunk {
                 q = q.bind(*id).bind(*remain);
             }

@@ -126,27 +126,29 @@ pub async fn apply(
         .filter(|(_, s)| **s != Sums::default())
         .collect();
     for chunk in super::pow2_chunks(&rows, UPSERT_ROWS) {
-        let mut sql = format!(
-            "INSERT INTO log_rollups (grain, bucket, model_name, channel_id, quota, \
-             prompt_tokens, completion_tokens, request_count) VALUES {}",
-            super::value_rows(chunk.len(), 8)
-        );
-        sql.push_str(match db.backend {
-            Backend::MySql => {
-                " ON DUPLICATE KEY UPDATE quota = quota + VALUES(quota), \
+        let sql = db.multi_row("upsert log_rollups", chunk.len(), || {
+            let mut sql = format!(
+                "INSERT INTO log_rollups (grain, bucket, model_name, channel_id, quota, \
+                 prompt_tokens, completion_tokens, request_count) VALUES {}",
+                super::value_rows(chunk.len(), 8)
+            );
+            sql.push_str(match db.backend {
+                Backend::MySql => {
+                    " ON DUPLICATE KEY UPDATE quota = quota + VALUES(quota), \
                  prompt_tokens = prompt_tokens + VALUES(prompt_tokens), \
                  completion_tokens = completion_tokens + VALUES(completion_tokens), \
                  request_count = request_count + VALUES(request_count)"
-            }
-            _ => {
-                " ON CONFLICT (grain, bucket, model_name, channel_id) DO UPDATE SET \
+                }
+                _ => {
+                    " ON CONFLICT (grain, bucket, model_name, channel_id) DO UPDATE SET \
                  quota = log_rollups.quota + excluded.quota, \
                  prompt_tokens = log_rollups.prompt_tokens + excluded.prompt_tokens, \
                  completion_tokens = log_rollups.completion_tokens + excluded.completion_tokens, \
                  request_count = log_rollups.request_count + excluded.request_count"
-            }
+                }
+            });
+            sql
         });
-        let sql = dialect::dynamic(db.backend, sql);
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (k, s) in chunk {
             q = q

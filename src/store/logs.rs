@@ -97,13 +97,14 @@ async fn insert_rows(
     logs: &[Log],
 ) -> Result<(), sqlx::Error> {
     for chunk in super::pow2_chunks(logs, INSERT_ROWS) {
-        let sql = format!(
-            "INSERT INTO logs (user_id, created_at, type, content, username, token_name, \
-             token_id, model_name, quota, prompt_tokens, completion_tokens, channel_id, \
-             request_id, elapsed_time, is_stream, system_prompt_reset) VALUES {}",
-            super::value_rows(chunk.len(), 16)
-        );
-        let sql = super::dialect::dynamic(db.backend, sql);
+        let sql = db.multi_row("insert logs", chunk.len(), || {
+            format!(
+                "INSERT INTO logs (user_id, created_at, type, content, username, token_name, \
+                 token_id, model_name, quota, prompt_tokens, completion_tokens, channel_id, \
+                 request_id, elapsed_time, is_stream, system_prompt_reset) VALUES {}",
+                super::value_rows(chunk.len(), 16)
+            )
+        });
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for l in chunk {
             q = q

@@ -176,6 +176,17 @@ impl Db {
         self.sql_cache.get(self.backend, sql)
     }
 
+    /// A multi-row statement's text for `rows` rows (a power of two), built once per `name`
+    /// and row count: see [`dialect::SqlCache::multi_row`].
+    pub fn multi_row(
+        &self,
+        name: &'static str,
+        rows: usize,
+        build: impl FnOnce() -> String,
+    ) -> &'static str {
+        self.sql_cache.multi_row(self.backend, name, rows, build)
+    }
+
     /// How many statements went through [`Db::sql`] so far.
     pub fn statements(&self) -> u64 {
         self.statements.load(std::sync::atomic::Ordering::Relaxed)
