@@ -325,6 +325,9 @@ redis.call('DEL', KEYS[1])
 return 1
 "#;
 
+/// Receipts dropped per `HDEL` (see [`QuotaStore::forget`]).
+const FORGET_CHUNK: usize = 500;
+
 /// One movement read back from a shard's stream.
 #[derive(Debug, Clone)]
 pub struct StreamEntry {
@@ -509,16 +512,18 @@ impl QuotaStore {
         Ok((charged >= 0).then_some(charged))
     }
 
-    /// Drops the receipts of settled holds whose answers arrived (see [`QuotaStore::settle`]).
+    /// Drops the receipts of settled holds whose answers arrived (see [`QuotaStore::settle`]),
+    /// [`FORGET_CHUNK`] per command: under load a write-back round has thousands, and one `HDEL`
+    /// of 9,000 fields held Redis (and every reservation behind it) for 2.5 ms.
     pub async fn forget(&self, shard: i64, hold_ids: &[String]) -> anyhow::Result<()> {
-        if hold_ids.is_empty() {
-            return Ok(());
-        }
         let key = self.holds_key_of(shard);
-        with_conn!(&self.pool, c => {
-            let _: i64 = redis::cmd("HDEL").arg(&key).arg(hold_ids).query_async(&mut c).await?;
-            Ok(())
-        })
+        for ids in hold_ids.chunks(FORGET_CHUNK) {
+            with_conn!(&self.pool, c => {
+                let _: i64 = redis::cmd("HDEL").arg(&key).arg(ids).query_async(&mut c).await?;
+                Ok::<_, anyhow::Error>(())
+            })?;
+        }
+        Ok(())
     }
 
     /// Every hold of a shard: `(hold id, hold value)`; a settled one's value is a receipt,
@@ -847,6 +852,22 @@ mod tests {
             assert_eq!(q.balance(&q.user_key(1)).await.unwrap(), Some(70));
         }
         q.forget(1, &["h4".into(), "h6".into()]).await.unwrap();
+        assert!(q.holds(1).await.unwrap().is_empty());
+        // More receipts than one `HDEL` takes: all of them go.
+        let many: Vec<String> = (0..FORGET_CHUNK * 2 + 3).map(|i| format!("r{i}")).collect();
+        let stored: anyhow::Result<()> = async {
+            with_conn!(&q.pool, c => {
+                let fields: Vec<(&str, &str)> =
+                    many.iter().map(|id| (id.as_str(), "n = 1")).collect();
+                let key = q.holds_key_of(1);
+                let _: i64 = redis::cmd("HSET").arg(key).arg(&fields).query_async(&mut c).await?;
+                Ok::<_, anyhow::Error>(())
+            })
+        }
+        .await;
+        stored.unwrap();
+        assert_eq!(q.holds(1).await.unwrap().len(), many.len());
+        q.forget(1, &many).await.unwrap();
         assert!(q.holds(1).await.unwrap().is_empty());
         // A missing balance: nothing applied, the caller loads and retries.
         assert_eq!(
