@@ -325,7 +325,7 @@ redis.call('DEL', KEYS[1])
 return 1
 "#;
 
-/// Receipts dropped per `HDEL` (see [`QuotaStore::forget`]).
+/// Receipts dropped per `HDEL`, and holds read per `HSCAN` (see [`QuotaStore::forget`]).
 const FORGET_CHUNK: usize = 500;
 
 /// One movement read back from a shard's stream.
@@ -527,12 +527,28 @@ impl QuotaStore {
     }
 
     /// Every hold of a shard: `(hold id, hold value)`; a settled one's value is a receipt,
-    /// `"<node> = <charged>"`.
+    /// `"<node> = <charged>"`. Read with `HSCAN` (an id may come twice): under load the hash has
+    /// thousands of entries, and one `HGETALL` of them held Redis for about a millisecond.
     pub async fn holds(&self, shard: i64) -> anyhow::Result<Vec<(String, String)>> {
         let key = self.holds_key_of(shard);
-        with_conn!(&self.pool, c => {
-            Ok(redis::cmd("HGETALL").arg(&key).query_async(&mut c).await?)
-        })
+        let mut all = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, page): (u64, Vec<(String, String)>) = with_conn!(&self.pool, c => {
+                redis::cmd("HSCAN")
+                    .arg(&key)
+                    .arg(cursor)
+                    .arg("COUNT")
+                    .arg(FORGET_CHUNK)
+                    .query_async(&mut c)
+                    .await?
+            });
+            all.extend(page);
+            if next == 0 {
+                return Ok(all);
+            }
+            cursor = next;
+        }
     }
 
     /// Gives a hold back (its node is gone). True when this call released it.
