@@ -199,10 +199,10 @@ pub struct Ratios {
     group: FxHashMap<String, f64>,
 }
 
-/// A ratio table keyed by `name` or `name(channel type)`.
+/// A ratio table keyed by `name` or `name(channel type)`. Fx-hashed: looked up several times per
+/// relay request, with keys the operator chose (SipHash's resistance to chosen keys buys nothing
+/// here).
 #[derive(Debug, Clone)]
-/// Fx-hashed: looked up several times per relay request, with keys the operator chose (SipHash's
-/// resistance to chosen keys buys nothing here).
 struct Table {
     ratios: FxHashMap<String, f64>,
     /// The names that have a `name(type)` entry: only those pay for building the typed key on

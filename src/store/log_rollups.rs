@@ -135,16 +135,16 @@ pub async fn apply(
             sql.push_str(match db.backend {
                 Backend::MySql => {
                     " ON DUPLICATE KEY UPDATE quota = quota + VALUES(quota), \
-                 prompt_tokens = prompt_tokens + VALUES(prompt_tokens), \
-                 completion_tokens = completion_tokens + VALUES(completion_tokens), \
-                 request_count = request_count + VALUES(request_count)"
+                     prompt_tokens = prompt_tokens + VALUES(prompt_tokens), \
+                     completion_tokens = completion_tokens + VALUES(completion_tokens), \
+                     request_count = request_count + VALUES(request_count)"
                 }
                 _ => {
                     " ON CONFLICT (grain, bucket, model_name, channel_id) DO UPDATE SET \
-                 quota = log_rollups.quota + excluded.quota, \
-                 prompt_tokens = log_rollups.prompt_tokens + excluded.prompt_tokens, \
-                 completion_tokens = log_rollups.completion_tokens + excluded.completion_tokens, \
-                 request_count = log_rollups.request_count + excluded.request_count"
+                     quota = log_rollups.quota + excluded.quota, \
+                     prompt_tokens = log_rollups.prompt_tokens + excluded.prompt_tokens, \
+                     completion_tokens = log_rollups.completion_tokens + excluded.completion_tokens, \
+                     request_count = log_rollups.request_count + excluded.request_count"
                 }
             });
             sql
