@@ -34,6 +34,7 @@ pub mod xunfei;
 pub mod zhipu;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix_web::web;
@@ -241,6 +242,8 @@ pub fn adaptor_for_model(channel_type: i64, model: &str) -> &'static dyn Adaptor
 pub struct RelayState {
     /// The routing table, swapped on rebuild.
     pub routing: Arc<ArcSwap<route::RoutingTable>>,
+    /// Orders overlapping rebuilds of `routing` (see [`reload_routing`]).
+    routing_reloads: Arc<ReloadOrder>,
     /// Token rows by key (short TTL).
     pub tokens: moka::sync::Cache<String, Arc<Token>>,
     /// User rows by id (short TTL).
@@ -304,6 +307,7 @@ impl RelayState {
         crate::tokenizer::warm_up();
         Ok(RelayState {
             routing: Arc::new(ArcSwap::from_pointee(table)),
+            routing_reloads: Arc::default(),
             tokens: moka::sync::Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
@@ -473,9 +477,40 @@ pub async fn reload_routing(state: &AppState) -> Result<(), sqlx::Error> {
 }
 
 async fn reload_routing_here(state: &AppState) -> Result<(), sqlx::Error> {
+    let order = &state.relay.routing_reloads;
+    let ticket = order.start();
     let table = route::load(&state.db).await?;
-    state.relay.routing.store(Arc::new(table));
+    order.finish(ticket, || state.relay.routing.store(Arc::new(table)));
     Ok(())
+}
+
+/// Orders reloads that overlap (the periodic sync, the sync when the event subscription starts,
+/// other nodes' events, this node's own changes): a reload that started reading the database
+/// before another must not replace the table that one stored. Without it, a start-up sync that
+/// read `channels` just before a channel was added finished after the reload that added it, and
+/// the new channel vanished until the next event (requests got "no available channel").
+#[derive(Debug, Default)]
+struct ReloadOrder {
+    started: AtomicU64,
+    stored: std::sync::Mutex<u64>,
+}
+
+impl ReloadOrder {
+    /// A ticket, taken before reading the database.
+    fn start(&self) -> u64 {
+        self.started.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Runs `store` unless a reload that started later has stored already. True when it ran.
+    fn finish(&self, ticket: u64, store: impl FnOnce()) -> bool {
+        let mut stored = self.stored.lock().unwrap_or_else(|e| e.into_inner());
+        if ticket <= *stored {
+            return false;
+        }
+        *stored = ticket;
+        store();
+        true
+    }
 }
 
 /// Reloads what every node keeps in memory: the routing table and the options.
@@ -654,4 +689,24 @@ pub fn configure_dashboard(cfg: &mut web::ServiceConfig) {
         web::get().to(handlers::subscription),
     )
     .route("/dashboard/billing/usage", web::get().to(handlers::usage));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReloadOrder;
+
+    #[test]
+    fn a_reload_that_started_earlier_never_replaces_a_later_one() {
+        let order = ReloadOrder::default();
+        let mut table = "start";
+        let (early, late) = (order.start(), order.start());
+        // The later reload finishes first; the earlier one's older read is dropped.
+        assert!(order.finish(late, || table = "late"));
+        assert!(!order.finish(early, || table = "early"));
+        assert_eq!(table, "late");
+        // In order, each one stores.
+        let next = order.start();
+        assert!(order.finish(next, || table = "next"));
+        assert_eq!(table, "next");
+    }
 }
