@@ -255,6 +255,9 @@ struct Tollgate {
     db: Db,
     keys: Vec<String>,
     user_id: i64,
+    /// Redis and this run's key prefix: every run starts from a fresh database whose user and
+    /// token ids repeat, so a shared prefix would hand it the balances a previous run left.
+    redis: Option<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -264,7 +267,23 @@ impl Drop for Tollgate {
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let _ = self.child.wait();
+        if let Some((url, prefix)) = &self.redis {
+            let _ = drop_redis_keys(url, prefix);
+        }
     }
+}
+
+/// Deletes the keys under `prefix` (a finished run's balances, holds and streams).
+fn drop_redis_keys(url: &str, prefix: &str) -> redis::RedisResult<()> {
+    use redis::Commands;
+    let mut c = redis::Client::open(url)?.get_connection()?;
+    let keys = c
+        .scan_match(format!("{prefix}*"))?
+        .collect::<redis::RedisResult<Vec<String>>>()?;
+    for chunk in keys.chunks(500) {
+        redis::cmd("DEL").arg(chunk).exec(&mut c)?;
+    }
+    Ok(())
 }
 
 fn free_port() -> u16 {
@@ -390,9 +409,12 @@ async fn start_tollgate(
                 .trim_end_matches("?mode=rwc"),
         ),
     };
-    if let Some(r) = redis {
-        cmd.env("REDIS_CONN_STRING", r);
-    }
+    let redis = redis.map(|r| {
+        let prefix = format!("bench{}:", uuid::Uuid::new_v4().simple());
+        cmd.env("REDIS_CONN_STRING", r)
+            .env("REDIS_KEY_PREFIX", &prefix);
+        (r.to_string(), prefix)
+    });
     let child = cmd.spawn().map_err(|e| {
         anyhow::anyhow!("start {} (cargo build --release first): {e}", bin.display())
     })?;
@@ -417,6 +439,7 @@ async fn start_tollgate(
         db,
         keys,
         user_id,
+        redis,
         _dir: dir,
     })
 }
