@@ -38,6 +38,18 @@ struct Args {
     callgrind: bool,
 }
 
+impl Args {
+    /// Whether `--only` leaves this Tollgate setup out.
+    fn skips(&self, label: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_some_and(|only| !label.contains(only.as_str()))
+    }
+}
+
+/// One Tollgate configuration: label, database URL, `SQL_DSN` (PostgreSQL), channels.
+type Setup = (String, String, Option<String>, usize);
+
 fn args() -> Args {
     let mut a = Args {
         quick: false,
@@ -588,7 +600,7 @@ async fn main() -> anyhow::Result<()> {
     let mut rows: Vec<Row_> = Vec::new();
 
     // Tollgate configurations: SQLite (1 and 100 channels), then PostgreSQL (+ Redis) if given.
-    let mut setups: Vec<(String, String, Option<String>, usize)> = Vec::new();
+    let mut setups: Vec<Setup> = Vec::new();
     for channels in [1usize, 100] {
         let path = scratch.path().join(format!("bench-{channels}.db"));
         setups.push((
@@ -617,30 +629,11 @@ async fn main() -> anyhow::Result<()> {
     }
 
     if a.callgrind {
-        let c = 64;
         let mut out = String::from(
             "| scenario | stream | conc | billed | instructions/request | ledger |\n|---|---|---|---|---|---|\n",
         );
-        for (label, url, dsn, channels) in &setups {
-            if a.only
-                .as_ref()
-                .is_some_and(|only| !label.contains(only.as_str()))
-            {
-                continue;
-            }
-            for line in callgrind_runs(
-                label,
-                url,
-                dsn.as_deref(),
-                a.redis.as_deref(),
-                mock0,
-                *channels,
-                c,
-                a.duration,
-                scratch.path(),
-            )
-            .await?
-            {
+        for setup in setups.iter().filter(|s| !a.skips(&s.0)) {
+            for line in callgrind_runs(setup, &a, mock0, scratch.path()).await? {
                 out.push_str(&line);
             }
         }
@@ -676,11 +669,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     for (label, url, dsn, channels) in &setups {
-        if a.callgrind
-            || a.only
-                .as_ref()
-                .is_some_and(|only| !label.contains(only.as_str()))
-        {
+        if a.callgrind || a.skips(label) {
             continue;
         }
         let t = start_tollgate(
@@ -839,24 +828,27 @@ async fn main() -> anyhow::Result<()> {
 /// stream. Exact counts, the same for one build and load whatever else the machine runs (its
 /// req/s moves by 20% on a shared host), so two builds compare to within a percent. The
 /// writer's work after the run is counted too: the count stops once every request is logged.
-#[allow(clippy::too_many_arguments)]
 async fn callgrind_runs(
-    label: &str,
-    url: &str,
-    dsn: Option<&str>,
-    redis: Option<&str>,
+    (label, url, dsn, channels): &Setup,
+    a: &Args,
     mock: u16,
-    channels: usize,
-    concurrency: usize,
-    secs: u64,
     dir: &std::path::Path,
 ) -> anyhow::Result<Vec<String>> {
+    const CONCURRENCY: usize = 64;
     let slug: String = label
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
     let out = dir.join(format!("callgrind.{slug}"));
-    let t = start_tollgate(url, dsn, redis, mock, channels, Some(&out)).await?;
+    let t = start_tollgate(
+        url,
+        dsn.as_deref(),
+        a.redis.as_deref(),
+        mock,
+        *channels,
+        Some(&out),
+    )
+    .await?;
     let target = format!("http://127.0.0.1:{}/v1/chat/completions", t.port);
     warm_up(&target, &t.keys).await;
     let control = |args: &[&str]| {
@@ -874,7 +866,7 @@ async fn callgrind_runs(
         // runs left the second profile's inclusive costs unusable.
         control(&["-i", "on"])?;
         control(&["-z"])?;
-        let load = run_wrk(&target, &script, concurrency, secs);
+        let load = run_wrk(&target, &script, CONCURRENCY, a.duration);
         let ok = load.requests.saturating_sub(load.errors);
         let (ledger, billed) = ledger_check(&t, before, since, ok).await;
         control(&["-d"])?;
@@ -895,7 +887,7 @@ async fn callgrind_runs(
         let _ = std::fs::copy(&dump, &kept);
         eprintln!("{label}: callgrind profile in {}", kept.display());
         rows.push(format!(
-            "| {label} | {} | {concurrency} | {billed} | {} | {ledger} |\n",
+            "| {label} | {} | {CONCURRENCY} | {billed} | {} | {ledger} |\n",
             if stream { "yes" } else { "no" },
             total.checked_div(billed).unwrap_or(0),
         ));

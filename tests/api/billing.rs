@@ -300,13 +300,13 @@ async fn an_unanswered_reservation_does_not_keep_its_hold(backend: Backend) {
         slow,
         uid,
         base,
+        ledger,
+        q,
         ..
     }) = slow_redis_app(backend).await
     else {
         return;
     };
-    let ledger = app.state.relay.ledger.clone();
-    let q = app.state.relay.redis.clone().expect("redis mode");
     // Loads the balances into Redis.
     ledger
         .reserve(base.clone(), 100)
@@ -348,12 +348,12 @@ async fn a_settlement_retried_after_a_lost_answer_charges_once(backend: Backend)
         uid,
         tid,
         base,
+        ledger,
+        q,
     }) = slow_redis_app(backend).await
     else {
         return;
     };
-    let ledger = app.state.relay.ledger.clone();
-    let q = app.state.relay.redis.clone().expect("redis mode");
     let held = ledger.reserve(base, 100).await.unwrap().unwrap();
     slow.store(true, Ordering::SeqCst);
     let settled = held.settle(0, 60, None);
@@ -430,6 +430,8 @@ struct SlowRedis {
     uid: i64,
     tid: i64,
     base: tollgate::store::ledger::Movement,
+    ledger: tollgate::billing::ledger::Ledger,
+    q: Arc<tollgate::cache::redis::QuotaStore>,
 }
 
 async fn slow_redis_app(backend: Backend) -> Option<SlowRedis> {
@@ -454,12 +456,16 @@ async fn slow_redis_app(backend: Backend) -> Option<SlowRedis> {
         token_id: tid,
         ..Default::default()
     };
+    let ledger = app.state.relay.ledger.clone();
+    let q = app.state.relay.redis.clone().expect("redis mode");
     Some(SlowRedis {
         app,
         slow,
         uid,
         tid,
         base,
+        ledger,
+        q,
     })
 }
 
