@@ -132,6 +132,11 @@ impl Application {
         limits.spawn_cleanup();
         let workers = state.cfg.workers;
         let mut server = HttpServer::new(move || {
+            // Runs on each worker thread: its relay requests talk to Redis on a connection of
+            // their own thread.
+            if let Some(q) = &data.relay.redis {
+                q.pool().attach_here();
+            }
             App::new()
                 .app_data(data.clone())
                 .app_data(limits.clone())

@@ -308,7 +308,7 @@ impl Ledger {
             Balances::Memory(m) => m.credit(user_id, token, delta),
             Balances::Redis(q) => {
                 let q = q.clone();
-                let _ = self.spawn_retrying("credit", move || {
+                let _ = self.spawn_retrying("credit", false, move || {
                     let q = q.clone();
                     async move { q.credit(user_id, token, delta).await }
                 });
@@ -344,30 +344,29 @@ impl Ledger {
     }
 
     /// Runs a Redis step until it succeeds (Redis may be restarting); `flush` waits for it.
-    fn spawn_retrying<F, Fut>(&self, what: &'static str, step: F) -> Settled
+    /// `here`: run it on the calling thread's runtime when that thread has its own Redis
+    /// connection (an HTTP worker settling a request), else on the ledger's runtime.
+    fn spawn_retrying<F, Fut>(&self, what: &'static str, here: bool, step: F) -> Settled
     where
-        F: Fn() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
     {
-        let in_flight = self.in_flight.clone();
-        in_flight.start();
+        self.in_flight.start();
         let (done, settled) = oneshot::channel();
-        self.rt.spawn(async move {
-            let mut attempt = 0u32;
-            loop {
-                match step().await {
-                    Ok(()) => break,
-                    Err(e) => {
-                        attempt += 1;
-                        tracing::error!(error = %e, attempt, what, "quota store step failed, retrying");
-                        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25))))
-                            .await;
-                    }
-                }
-            }
-            in_flight.done();
-            let _ = done.send(());
-        });
+        let local =
+            here && matches!(&self.balances, Balances::Redis(q) if q.pool().attached_here());
+        let job = Retrying {
+            what,
+            step: Some(Arc::new(move || Box::pin(step()) as StepFuture)),
+            in_flight: self.in_flight.clone(),
+            done: Some(done),
+            rt: local.then(|| self.rt.clone()),
+        };
+        if local {
+            tokio::spawn(job.run());
+        } else {
+            self.rt.spawn(job.run());
+        }
         Settled(Some(settled))
     }
 
@@ -438,7 +437,7 @@ impl Ledger {
                 let m = Arc::new(m);
                 let hold: Arc<str> = Arc::from(hold);
                 let payload: Arc<str> = Arc::from(payload);
-                let settled = self.spawn_retrying("settle", move || {
+                let settled = self.spawn_retrying("settle", true, move || {
                     let (q, db, m) = (q.clone(), db.clone(), m.clone());
                     let (hold, payload) = (hold.clone(), payload.clone());
                     let (node, receipts) = (node.clone(), receipts.clone());
@@ -469,6 +468,55 @@ impl Ledger {
                 }
                 settled
             }
+        }
+    }
+}
+
+type StepFuture = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
+
+/// A Redis step retried until it succeeds ([`Ledger::spawn_retrying`]). One running on an HTTP
+/// worker's runtime (`rt` set) moves to the ledger's runtime if that worker stops first (the
+/// server shutting down drops its tasks): a settlement is never dropped with it. Settling again
+/// after a lost answer is safe (the hold's receipt returns the first charge).
+struct Retrying {
+    what: &'static str,
+    /// `None` once it succeeded.
+    step: Option<Arc<dyn Fn() -> StepFuture + Send + Sync>>,
+    in_flight: Arc<InFlight>,
+    done: Option<oneshot::Sender<()>>,
+    /// Where to move an unfinished step when dropped; `None` once moved.
+    rt: Option<tokio::runtime::Handle>,
+}
+
+impl Retrying {
+    async fn run(mut self) {
+        if let Some(step) = self.step.clone() {
+            let mut attempt = 0u32;
+            while let Err(e) = step().await {
+                attempt += 1;
+                tracing::error!(error = %e, attempt, what = self.what, "quota store step failed, retrying");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25)))).await;
+            }
+        }
+        self.step = None;
+        self.in_flight.done();
+        if let Some(done) = self.done.take() {
+            let _ = done.send(());
+        }
+    }
+}
+
+impl Drop for Retrying {
+    fn drop(&mut self) {
+        if let (Some(step), Some(rt)) = (self.step.take(), self.rt.take()) {
+            let moved = Retrying {
+                what: self.what,
+                step: Some(step),
+                in_flight: self.in_flight.clone(),
+                done: self.done.take(),
+                rt: None,
+            };
+            rt.spawn(moved.run());
         }
     }
 }
@@ -876,4 +924,64 @@ async fn write_logs(ldb: &Db, moves: &[Movement]) -> Result<(), sqlx::Error> {
     let mut ltx = ldb.pool.begin().await?;
     logs::insert_many(ldb, &mut ltx, &rows).await?;
     ltx.commit().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A settlement running on an HTTP worker's runtime when that runtime stops (shutdown) is
+    /// finished on the ledger's runtime, not dropped with the worker.
+    #[test]
+    fn a_step_cut_off_by_its_worker_stopping_finishes_on_the_ledger_runtime() {
+        let ledger_rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let in_flight = Arc::new(InFlight::default());
+        in_flight.start();
+        let (done, settled) = oneshot::channel();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        // The first attempt never answers (the worker stops during it); the moved one succeeds.
+        let step = move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                if n == 0 {
+                    std::future::pending::<()>().await;
+                }
+                Ok(())
+            }) as StepFuture
+        };
+        let worker = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        worker.block_on(async {
+            tokio::spawn(
+                Retrying {
+                    what: "test",
+                    step: Some(Arc::new(step)),
+                    in_flight: in_flight.clone(),
+                    done: Some(done),
+                    rt: Some(ledger_rt.handle().clone()),
+                }
+                .run(),
+            );
+            tokio::task::yield_now().await;
+        });
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        drop(worker);
+        ledger_rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), settled)
+                .await
+                .expect("the moved step finished")
+                .expect("its completion was reported");
+            tokio::time::timeout(Duration::from_secs(5), in_flight.wait())
+                .await
+                .expect("flush no longer waits for it");
+        });
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
 }

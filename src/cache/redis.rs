@@ -73,13 +73,51 @@ impl RedisTarget {
 /// Connections for any of the three modes.
 #[derive(Clone)]
 pub enum RedisPool {
-    /// One multiplexed connection that reconnects by itself, shared by every caller: commands
-    /// are pipelined on it. (A pool checks a connection out per command, and deadpool-redis
-    /// recycles each with an `UNWATCH` + `PING` round trip: two of the three commands Redis
-    /// served per relay request were those.)
-    Standalone(redis::aio::ConnectionManager),
+    /// Multiplexed connections that reconnect by themselves: commands are pipelined on them.
+    /// (A pool checks a connection out per command, and deadpool-redis recycles each with an
+    /// `UNWATCH` + `PING` round trip: two of the three commands Redis served per relay request
+    /// were those.)
+    Standalone(Standalone),
     Sentinel(deadpool_redis::sentinel::Pool),
     Cluster(deadpool_redis::cluster::Pool),
+}
+
+/// A standalone Redis: one connection shared by background tasks, and one per HTTP worker
+/// thread that asked for it ([`RedisPool::attach_here`]).
+#[derive(Clone)]
+pub struct Standalone {
+    id: u64,
+    client: redis::Client,
+    shared: redis::aio::ConnectionManager,
+}
+
+thread_local! {
+    /// This thread's own connections, by [`Standalone::id`]. A connection's I/O task runs on the
+    /// runtime that first used it: the shared one's on the main runtime, so a relay request on an
+    /// HTTP worker handed every command to another thread and waited to be woken back, which cost
+    /// more CPU than the command itself.
+    static LOCAL: std::cell::RefCell<Vec<(u64, redis::aio::ConnectionManager)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Standalone {
+    /// This thread's connection if it has one, else the shared one.
+    pub(crate) fn conn(&self) -> redis::aio::ConnectionManager {
+        LOCAL
+            .with_borrow(|l| {
+                l.iter()
+                    .find(|(id, _)| *id == self.id)
+                    .map(|(_, c)| c.clone())
+            })
+            .unwrap_or_else(|| self.shared.clone())
+    }
+}
+
+fn manager_config() -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(REDIS_TIMEOUT))
+        .set_response_timeout(Some(REDIS_TIMEOUT))
+        .set_number_of_retries(2)
 }
 
 impl std::fmt::Debug for RedisPool {
@@ -99,8 +137,8 @@ macro_rules! with_conn {
     ($pool:expr, $conn:ident => $body:expr) => {
         tokio::time::timeout($crate::cache::redis::REDIS_TIMEOUT, async {
             match $pool {
-                RedisPool::Standalone(shared) => {
-                    let mut $conn = shared.clone();
+                RedisPool::Standalone(s) => {
+                    let mut $conn = s.conn();
                     Ok::<_, anyhow::Error>($body)
                 }
                 // The pools' checkout futures are boxed: inline they made every method's
@@ -146,14 +184,16 @@ impl RedisPool {
     pub fn connect(target: &RedisTarget) -> anyhow::Result<RedisPool> {
         Ok(match target {
             RedisTarget::Standalone(url) => {
-                let config = redis::aio::ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(REDIS_TIMEOUT))
-                    .set_response_timeout(Some(REDIS_TIMEOUT))
-                    .set_number_of_retries(2);
-                RedisPool::Standalone(redis::aio::ConnectionManager::new_lazy_with_config(
-                    redis::Client::open(url.as_str())?,
-                    config,
-                )?)
+                static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let client = redis::Client::open(url.as_str())?;
+                RedisPool::Standalone(Standalone {
+                    id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                    shared: redis::aio::ConnectionManager::new_lazy_with_config(
+                        client.clone(),
+                        manager_config(),
+                    )?,
+                    client,
+                })
             }
             RedisTarget::Sentinel {
                 nodes,
@@ -184,6 +224,34 @@ impl RedisPool {
                 RedisPool::Cluster(cfg.create_pool(Some(deadpool_redis::Runtime::Tokio1))?)
             }
         })
+    }
+
+    /// Gives the calling thread its own connection to a standalone Redis, connected on first
+    /// use, for as long as the thread lives. Called by each HTTP worker thread as it starts
+    /// (inside its runtime, which runs the connection's I/O). Sentinel and Cluster keep their
+    /// pools.
+    pub fn attach_here(&self) {
+        let RedisPool::Standalone(s) = self else {
+            return;
+        };
+        if tokio::runtime::Handle::try_current().is_err() || self.attached_here() {
+            return;
+        }
+        match redis::aio::ConnectionManager::new_lazy_with_config(
+            s.client.clone(),
+            manager_config(),
+        ) {
+            Ok(c) => LOCAL.with_borrow_mut(|l| l.push((s.id, c))),
+            Err(e) => tracing::warn!(error = %e, "no Redis connection of this worker's own"),
+        }
+    }
+
+    /// Whether the calling thread has its own connection ([`RedisPool::attach_here`]).
+    pub fn attached_here(&self) -> bool {
+        match self {
+            RedisPool::Standalone(s) => LOCAL.with_borrow(|l| l.iter().any(|(id, _)| *id == s.id)),
+            _ => false,
+        }
     }
 
     /// `PING`, within the caller's timeout.
@@ -760,6 +828,58 @@ mod tests {
 
     fn redis_url() -> Option<String> {
         std::env::var("TEST_REDIS_URL").ok()
+    }
+
+    async fn client_id_of(pool: &RedisPool) -> anyhow::Result<i64> {
+        Ok(with_conn!(pool, c => {
+            redis::cmd("CLIENT").arg("ID").query_async(&mut c).await?
+        }))
+    }
+
+    /// An HTTP worker's thread talks to Redis on its own connection; other threads share one.
+    #[test]
+    fn an_attached_thread_has_a_connection_of_its_own() {
+        let Some(url) = redis_url() else { return };
+        let main = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let pool = {
+            let _rt = main.enter();
+            RedisPool::connect(&RedisTarget::Standalone(url)).unwrap()
+        };
+        pool.attach_here(); // outside a runtime: nothing to run its I/O, so not attached
+        assert!(!pool.attached_here());
+        let client_id = |pool: RedisPool, attach: bool| {
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    if attach {
+                        pool.attach_here();
+                        pool.attach_here(); // idempotent
+                    }
+                    assert_eq!(pool.attached_here(), attach);
+                    let mut ids = Vec::new();
+                    for _ in 0..2 {
+                        ids.push(client_id_of(&pool).await.unwrap());
+                    }
+                    assert_eq!(ids[0], ids[1], "one connection per thread, reused");
+                    ids[0]
+                })
+            })
+            .join()
+            .unwrap()
+        };
+        let shared = client_id(pool.clone(), false);
+        let worker_a = client_id(pool.clone(), true);
+        let worker_b = client_id(pool.clone(), true);
+        assert_ne!(worker_a, shared);
+        assert_ne!(worker_b, shared);
+        assert_ne!(worker_a, worker_b);
+        assert!(!pool.attached_here(), "attached to those threads only");
     }
 
     #[tokio::test]
