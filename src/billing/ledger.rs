@@ -667,7 +667,7 @@ async fn write_back(ledger: &Ledger, q: &QuotaStore) -> anyhow::Result<usize> {
             };
             let name = q.stream_key(shard);
             let mut tx = db.pool.begin().await?;
-            let from = store_ledger::cursor(db, &mut tx, &name).await?;
+            let from = store_ledger::cursor(db, &mut tx, name).await?;
             let mut moves = Vec::new();
             for e in entries.iter().filter(|e| e.id > from) {
                 let mut m: Movement = serde_json::from_str(&e.payload)?;
@@ -684,7 +684,7 @@ async fn write_back(ledger: &Ledger, q: &QuotaStore) -> anyhow::Result<usize> {
                     let rows: Vec<Log> = moves.iter().filter_map(|m| m.log.clone()).collect();
                     logs::insert_many(db, &mut tx, &rows).await?;
                 }
-                if !store_ledger::advance_cursor(db, &mut tx, &name, from, last).await? {
+                if !store_ledger::advance_cursor(db, &mut tx, name, from, last).await? {
                     // Another node wrote these first.
                     tx.rollback().await?;
                     continue;

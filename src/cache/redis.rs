@@ -411,6 +411,11 @@ pub struct StreamEntry {
 pub struct QuotaStore {
     pool: RedisPool,
     prefix: String,
+    /// Each shard's hash tag (`<prefix>{q<n>}`) and its holds and stream keys, built once:
+    /// formatting keys per call was 5% of a relayed request's instructions.
+    tags: Vec<String>,
+    holds: Vec<String>,
+    streams: Vec<String>,
     ttl: u64,
     reserve: Script,
     settle: Script,
@@ -423,9 +428,13 @@ pub struct QuotaStore {
 
 impl QuotaStore {
     pub fn new(pool: RedisPool, prefix: &str) -> Self {
+        let tags: Vec<String> = (0..SHARDS).map(|n| format!("{prefix}{{q{n}}}")).collect();
         QuotaStore {
             pool,
             prefix: prefix.to_string(),
+            holds: tags.iter().map(|t| format!("{t}:holds")).collect(),
+            streams: tags.iter().map(|t| format!("{t}:moves")).collect(),
+            tags,
             ttl: 86_400,
             reserve: Script::new(RESERVE),
             settle: Script::new(SETTLE),
@@ -445,8 +454,16 @@ impl QuotaStore {
         &self.prefix
     }
 
-    fn tag(&self, shard: i64) -> String {
-        format!("{}{{q{shard}}}", self.prefix)
+    /// `<shard's tag><kind><id>`.
+    fn key(&self, shard: i64, kind: &str, id: i64) -> String {
+        let tag = &self.tags[shard as usize];
+        let mut id_text = itoa::Buffer::new();
+        let id_text = id_text.format(id);
+        let mut k = String::with_capacity(tag.len() + kind.len() + id_text.len());
+        k.push_str(tag);
+        k.push_str(kind);
+        k.push_str(id_text);
+        k
     }
 
     pub fn shard_of(user_id: i64) -> i64 {
@@ -454,23 +471,23 @@ impl QuotaStore {
     }
 
     pub fn user_key(&self, user_id: i64) -> String {
-        format!("{}:u:{user_id}", self.tag(Self::shard_of(user_id)))
+        self.key(Self::shard_of(user_id), ":u:", user_id)
     }
 
     pub fn token_key(&self, user_id: i64, token_id: i64) -> String {
-        format!("{}:t:{token_id}", self.tag(Self::shard_of(user_id)))
+        self.key(Self::shard_of(user_id), ":t:", token_id)
     }
 
     fn version_key(&self, user_id: i64) -> String {
-        format!("{}:v:{user_id}", self.tag(Self::shard_of(user_id)))
+        self.key(Self::shard_of(user_id), ":v:", user_id)
     }
 
-    fn holds_key_of(&self, shard: i64) -> String {
-        format!("{}:holds", self.tag(shard))
+    fn holds_key_of(&self, shard: i64) -> &str {
+        &self.holds[shard as usize]
     }
 
-    pub fn stream_key(&self, shard: i64) -> String {
-        format!("{}:moves", self.tag(shard))
+    pub fn stream_key(&self, shard: i64) -> &str {
+        &self.streams[shard as usize]
     }
 
     /// The user's balance version, read before reading the database for [`QuotaStore::load`].
@@ -587,7 +604,7 @@ impl QuotaStore {
         let key = self.holds_key_of(shard);
         for ids in hold_ids.chunks(FORGET_CHUNK) {
             with_conn!(&self.pool, c => {
-                let _: i64 = redis::cmd("HDEL").arg(&key).arg(ids).query_async(&mut c).await?;
+                let _: i64 = redis::cmd("HDEL").arg(key).arg(ids).query_async(&mut c).await?;
                 Ok::<_, anyhow::Error>(())
             })?;
         }
@@ -604,7 +621,7 @@ impl QuotaStore {
         loop {
             let (next, page): (u64, Vec<(String, String)>) = with_conn!(&self.pool, c => {
                 redis::cmd("HSCAN")
-                    .arg(&key)
+                    .arg(key)
                     .arg(cursor)
                     .arg("COUNT")
                     .arg(FORGET_CHUNK)
@@ -642,7 +659,7 @@ impl QuotaStore {
     pub async fn read_stream(&self, shard: i64, count: usize) -> anyhow::Result<Vec<StreamEntry>> {
         let key = self.stream_key(shard);
         let raw: Vec<(String, Vec<String>)> = with_conn!(&self.pool, c => {
-            redis::cmd("XRANGE").arg(&key).arg("-").arg("+").arg("COUNT").arg(count)
+            redis::cmd("XRANGE").arg(key).arg("-").arg("+").arg("COUNT").arg(count)
                 .query_async(&mut c).await?
         });
         raw.into_iter()
@@ -675,7 +692,7 @@ impl QuotaStore {
         // MINID keeps ids >= its argument: the next possible id after `id`.
         let next = format!("{}-{}", id.0, id.1 + 1);
         with_conn!(&self.pool, c => {
-            let _: i64 = redis::cmd("XTRIM").arg(&key).arg("MINID").arg(next).query_async(&mut c).await?;
+            let _: i64 = redis::cmd("XTRIM").arg(key).arg("MINID").arg(next).query_async(&mut c).await?;
             Ok(())
         })
     }
@@ -782,6 +799,22 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_map(&map).unwrap()
+    }
+
+    /// Nodes of two versions share one Redis during a rolling upgrade: the key layout must not
+    /// change with how the keys are built.
+    #[tokio::test]
+    async fn keys_keep_their_layout() {
+        // Lazy: never connects here.
+        let target = RedisTarget::Standalone("redis://127.0.0.1:1".into());
+        let pool = RedisPool::connect(&target).unwrap();
+        let q = QuotaStore::new(pool, "tg:");
+        assert_eq!(q.user_key(42), "tg:{q2}:u:42");
+        assert_eq!(q.user_key(-3), "tg:{q5}:u:-3");
+        assert_eq!(q.token_key(42, 9001), "tg:{q2}:t:9001");
+        assert_eq!(q.version_key(7), "tg:{q7}:v:7");
+        assert_eq!(q.holds_key_of(0), "tg:{q0}:holds");
+        assert_eq!(q.stream_key(7), "tg:{q7}:moves");
     }
 
     #[test]
