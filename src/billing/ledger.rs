@@ -308,9 +308,15 @@ impl Ledger {
             Balances::Memory(m) => m.credit(user_id, token, delta),
             Balances::Redis(q) => {
                 let q = q.clone();
+                // One id for every attempt: a retry after a lost answer applies nothing again.
+                let id: Arc<str> = Arc::from(format!(
+                    "{}:{}",
+                    self.node,
+                    self.seq.fetch_add(1, Ordering::Relaxed)
+                ));
                 let _ = self.spawn_retrying("credit", false, move || {
-                    let q = q.clone();
-                    async move { q.credit(user_id, token, delta).await }
+                    let (q, id) = (q.clone(), id.clone());
+                    async move { q.credit(&id, user_id, token, delta).await }
                 });
             }
         }

@@ -367,10 +367,13 @@ return 1
 "#;
 
 const CREDIT: &str = r#"
--- KEYS: version, [balance...]. ARGV: delta (a change already committed to the database).
+-- KEYS: version, marker, [balance...]. ARGV: delta (a change already committed to the
+-- database), marker ttl. Applies it once: the marker (the credit's id) turns a retry after a
+-- lost answer into a no-op. Returns 0 for such a retry.
+if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then return 0 end
 redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], 172800)
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], ARGV[1]) end
 end
 return 1
@@ -522,14 +525,26 @@ impl QuotaStore {
     /// Applies a change already committed to the database (a top-up, a redeemed code, an admin
     /// edit) to the live balances, if they are loaded, and moves the user's version so that a
     /// concurrent load retries.
-    pub async fn credit(&self, user_id: i64, token: Option<i64>, delta: i64) -> anyhow::Result<()> {
+    ///
+    /// `id` names this credit: calling again with the same id (a retry after a lost answer)
+    /// applies nothing, for a day.
+    pub async fn credit(
+        &self,
+        id: &str,
+        user_id: i64,
+        token: Option<i64>,
+        delta: i64,
+    ) -> anyhow::Result<()> {
         let mut inv = self.credit.prepare_invoke();
-        inv.key(self.version_key(user_id));
+        let tag = &self.tags[Self::shard_of(user_id) as usize];
+        inv.key(self.version_key(user_id))
+            .key(format!("{tag}:c:{id}"));
         match token {
             Some(t) => inv.key(self.token_key(user_id, t)),
             None => inv.key(self.user_key(user_id)),
         };
-        let _: i64 = with_conn!(&self.pool, c => inv.arg(delta).invoke_async(&mut c).await?);
+        inv.arg(delta).arg(86_400);
+        let _: i64 = with_conn!(&self.pool, c => inv.invoke_async(&mut c).await?);
         Ok(())
     }
 
@@ -982,10 +997,13 @@ mod tests {
         assert!(q.read_stream(1, 10).await.unwrap().is_empty());
 
         // A committed change moves a live balance, and makes a racing load retry.
-        q.credit(1, None, 5).await.unwrap();
+        q.credit("test:1", 1, None, 5).await.unwrap();
+        assert_eq!(q.balance(&q.user_key(1)).await.unwrap(), Some(75));
+        // The same credit again (a retry after a lost answer) applies nothing.
+        q.credit("test:1", 1, None, 5).await.unwrap();
         assert_eq!(q.balance(&q.user_key(1)).await.unwrap(), Some(75));
         let v9 = q.version(9).await.unwrap();
-        q.credit(9, None, 50).await.unwrap();
+        q.credit("test:2", 9, None, 50).await.unwrap();
         assert!(!q.load(9, None, 0, &v9).await.unwrap());
         assert_eq!(q.balance(&q.user_key(9)).await.unwrap(), None);
 

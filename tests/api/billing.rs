@@ -377,6 +377,43 @@ async fn a_settlement_retried_after_a_lost_answer_charges_once(backend: Backend)
     app.finish().await;
 }
 
+crate::db_test!(a_credit_retried_after_a_lost_answer_applies_once);
+
+/// A top-up's credit script ran but its answer came after the client's bound (4 s): the ledger
+/// retries the step, and the retry must not credit the balance in Redis a second time.
+async fn a_credit_retried_after_a_lost_answer_applies_once(backend: Backend) {
+    use std::sync::atomic::Ordering;
+    let Some(SlowRedis {
+        app,
+        slow,
+        uid,
+        tid,
+        base,
+        ledger,
+        q,
+    }) = slow_redis_app(backend).await
+    else {
+        return;
+    };
+    // Loads the balances into Redis.
+    ledger.reserve(base, 100).await.unwrap().unwrap().refund();
+    ledger.flush().await;
+    slow.store(true, Ordering::SeqCst);
+    ledger.credit(uid, Some(tid), 500);
+    // Only the first attempt's answer is held back (5 s); the retry after the timeout is not.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    slow.store(false, Ordering::SeqCst);
+    tokio::time::timeout(std::time::Duration::from_secs(20), ledger.flush())
+        .await
+        .expect("the credit never completed");
+    assert_eq!(
+        q.balance(&q.token_key(uid, tid)).await.unwrap(),
+        Some(5_000 + 500),
+        "credited twice in Redis"
+    );
+    app.finish().await;
+}
+
 crate::db_test!(a_dead_nodes_receipts_are_dropped_not_refunded);
 
 /// A node that died after settling leaves receipts, not holds: the reaper drops them and gives
