@@ -341,7 +341,6 @@ crate::db_test!(a_settlement_retried_after_a_lost_answer_charges_once);
 /// the step. The retry must return the first charge, not find the hold gone and charge the whole
 /// price again (and stream the movement twice).
 async fn a_settlement_retried_after_a_lost_answer_charges_once(backend: Backend) {
-    use std::sync::atomic::Ordering;
     let Some(SlowRedis {
         app,
         slow,
@@ -355,11 +354,7 @@ async fn a_settlement_retried_after_a_lost_answer_charges_once(backend: Backend)
         return;
     };
     let held = ledger.reserve(base, 100).await.unwrap().unwrap();
-    slow.store(true, Ordering::SeqCst);
-    let settled = held.settle(0, 60, None);
-    // Only the first attempt's answer is held back (5 s); the retry after the timeout is not.
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    slow.store(false, Ordering::SeqCst);
+    let settled = losing_the_first_answer(&slow, || held.settle(0, 60, None)).await;
     settled.wait().await;
     tokio::time::timeout(std::time::Duration::from_secs(20), ledger.flush())
         .await
@@ -382,7 +377,6 @@ crate::db_test!(a_credit_retried_after_a_lost_answer_applies_once);
 /// A top-up's credit script ran but its answer came after the client's bound (4 s): the ledger
 /// retries the step, and the retry must not credit the balance in Redis a second time.
 async fn a_credit_retried_after_a_lost_answer_applies_once(backend: Backend) {
-    use std::sync::atomic::Ordering;
     let Some(SlowRedis {
         app,
         slow,
@@ -398,11 +392,7 @@ async fn a_credit_retried_after_a_lost_answer_applies_once(backend: Backend) {
     // Loads the balances into Redis.
     ledger.reserve(base, 100).await.unwrap().unwrap().refund();
     ledger.flush().await;
-    slow.store(true, Ordering::SeqCst);
-    ledger.credit(uid, Some(tid), 500);
-    // Only the first attempt's answer is held back (5 s); the retry after the timeout is not.
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    slow.store(false, Ordering::SeqCst);
+    losing_the_first_answer(&slow, || ledger.credit(uid, Some(tid), 500)).await;
     tokio::time::timeout(std::time::Duration::from_secs(20), ledger.flush())
         .await
         .expect("the credit never completed");
@@ -457,6 +447,20 @@ async fn a_dead_nodes_receipts_are_dropped_not_refunded(backend: Backend) {
     let shard = tollgate::cache::redis::QuotaStore::shard_of(uid);
     assert!(q.holds(shard).await.unwrap().is_empty());
     app.finish().await;
+}
+
+/// Runs `act` while Redis's replies are held back (5 s, past the 4 s bound), and lets them
+/// through again a second later: only the first attempt's answer is lost, not the retry's.
+async fn losing_the_first_answer<T>(
+    slow: &std::sync::atomic::AtomicBool,
+    act: impl FnOnce() -> T,
+) -> T {
+    use std::sync::atomic::Ordering;
+    slow.store(true, Ordering::SeqCst);
+    let out = act();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    slow.store(false, Ordering::SeqCst);
+    out
 }
 
 /// An app in the Redis ledger mode whose Redis is reached through [`slow_replies_proxy`], with a
