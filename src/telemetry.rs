@@ -2,8 +2,9 @@
 //!
 //! Every request gets an id in One API's format, returned as `X-Oneapi-Request-Id` and
 //! `X-Request-Id`, recorded on the request's span (so every log line carries it) and available to
-//! error renderers through a task-local. The access log records method, path (never the query
-//! string, which may carry keys), status and latency.
+//! error renderers through a task-local; the relay adds the token, channel and model to the span.
+//! The access log records method, path (never the query string, which may carry keys), status and
+//! latency.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -130,6 +131,7 @@ pub fn init(log_dir: Option<&Path>, only_one_file: bool, debug: bool) -> Vec<Wor
             (
                 Some(
                     fmt::layer()
+                        .fmt_fields(FileFields::default())
                         .with_ansi(false)
                         .with_target(false)
                         .with_writer(writer),
@@ -147,6 +149,22 @@ pub fn init(log_dir: Option<&Path>, only_one_file: bool, debug: bool) -> Vec<Wor
     std::iter::once(out_guard).chain(guard).collect()
 }
 
+/// The file layer's field formatter: `DefaultFields` under a type of its own. A span keeps its
+/// formatted fields per formatter type, so with both layers on `DefaultFields`, a field recorded
+/// after the span started (the relay's token, channel and model) was appended twice.
+#[derive(Default)]
+struct FileFields(fmt::format::DefaultFields);
+
+impl<'w> fmt::FormatFields<'w> for FileFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        writer: fmt::format::Writer<'w>,
+        fields: R,
+    ) -> std::fmt::Result {
+        self.0.format_fields(writer, fields)
+    }
+}
+
 static ONEAPI_HEADER: HeaderName = HeaderName::from_static("x-oneapi-request-id");
 static REQUEST_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -160,7 +178,15 @@ pub async fn request_context(
     let method = req.method().clone();
     let path = req.path().to_string();
     req.extensions_mut().insert(id.clone());
-    let span = tracing::info_span!("request", request_id = %id);
+    // The relay fills in the token, the channel and the model (relay::forward::run), so every
+    // line a relayed request logs, the access line included, says which they were.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        token_id = tracing::field::Empty,
+        channel_id = tracing::field::Empty,
+        model = tracing::field::Empty
+    );
     let res = REQUEST_ID
         .scope(id.clone(), next.call(req).instrument(span.clone()))
         .await;

@@ -34,13 +34,18 @@ fn wait_ready(port: u16) -> bool {
 
 /// A blocking HTTP/1.1 exchange, enough for these checks without a client dependency.
 fn http(port: u16, method: &str, path: &str, body: &str, cookie: &str) -> String {
+    http_with(port, method, path, body, &format!("Cookie: {cookie}"))
+}
+
+/// `header` is one `Name: value` line.
+fn http_with(port: u16, method: &str, path: &str, body: &str, header: &str) -> String {
     use std::io::Write;
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nCookie: {cookie}\r\n\r\n{body}",
+         Content-Type: application/json\r\nContent-Length: {}\r\n{header}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -171,6 +176,15 @@ fn serves_from_dotenv_logs_to_dir_hides_secrets_and_stops_on_sigterm() {
         login.to_lowercase().contains("set-cookie: session="),
         "{login}"
     );
+    // A relayed call (no channel serves the model: refused after the token and model are known).
+    let relayed = http_with(
+        port,
+        "POST",
+        "/v1/chat/completions",
+        r#"{"model":"canary-model-7","messages":[{"role":"user","content":"hi"}]}"#,
+        &format!("Authorization: Bearer {secret_token}"),
+    );
+    assert!(relayed.contains("\"error\""), "{relayed}");
 
     // SIGTERM: a graceful stop with exit code 0.
     let ok = Command::new("kill")
@@ -209,6 +223,20 @@ fn serves_from_dotenv_logs_to_dir_hides_secrets_and_stops_on_sigterm() {
     }
     assert!(file_logs.contains("/api/user/login"), "{file_logs}");
     assert!(file_logs.contains("request_id"), "{file_logs}");
+    // The access line of a relayed call names its token and model, each once, in the file as on
+    // stdout (with two layers, a field recorded after the span started was once written twice).
+    for text in [&file_logs, &stdout] {
+        let access = text
+            .lines()
+            .find(|l| l.contains("path=/v1/chat/completions"))
+            .unwrap_or_else(|| panic!("no access line for the relayed call: {text}"));
+        assert!(
+            access.contains("token_id=1 ") && access.contains(r#"model="canary-model-7""#),
+            "{access}"
+        );
+        assert_eq!(access.matches("model=").count(), 1, "{access}");
+        assert_eq!(access.matches("token_id=").count(), 1, "{access}");
+    }
     for text in [&stdout, &stderr, &file_logs] {
         assert!(!text.contains("canarytoken"), "token leaked: {text}");
         assert!(!text.contains(secret_session), "session secret leaked");
