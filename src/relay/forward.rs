@@ -760,7 +760,7 @@ pub(crate) async fn run(
     let anthropic_beta = header("anthropic-beta");
     let mut attempt = 0;
     loop {
-        tracing::Span::current().record("channel_id", channel.id);
+        span.record("channel_id", channel.id);
         crate::metrics::relay_route(
             req,
             &state,

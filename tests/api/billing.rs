@@ -341,35 +341,30 @@ crate::db_test!(a_settlement_retried_after_a_lost_answer_charges_once);
 /// the step. The retry must return the first charge, not find the hold gone and charge the whole
 /// price again (and stream the movement twice).
 async fn a_settlement_retried_after_a_lost_answer_charges_once(backend: Backend) {
-    let Some(SlowRedis {
-        app,
-        slow,
-        uid,
-        tid,
-        base,
-        ledger,
-        q,
-    }) = slow_redis_app(backend).await
-    else {
+    let Some(r) = slow_redis_app(backend).await else {
         return;
     };
-    let held = ledger.reserve(base, 100).await.unwrap().unwrap();
-    let settled = losing_the_first_answer(&slow, || held.settle(0, 60, None)).await;
-    settled.wait().await;
-    tokio::time::timeout(std::time::Duration::from_secs(20), ledger.flush())
+    let (uid, q) = (r.uid, &r.q);
+    let held = r
+        .ledger
+        .reserve(r.base.clone(), 100)
         .await
-        .expect("the settlement never completed");
+        .unwrap()
+        .unwrap();
+    let settled = r.losing_the_first_answer(|| held.settle(0, 60, None)).await;
+    settled.wait().await;
+    r.flushed("the settlement never completed").await;
     assert_eq!(
         q.balance(&q.user_key(uid)).await.unwrap(),
         Some(10_000 - 60),
         "charged twice in Redis"
     );
-    assert_eq!(user_row(&app, uid).await.quota, 10_000 - 60);
-    assert_eq!(token_row(&app, tid).await.remain_quota, 5_000 - 60);
+    assert_eq!(user_row(&r.app, uid).await.quota, 10_000 - 60);
+    assert_eq!(token_row(&r.app, r.tid).await.remain_quota, 5_000 - 60);
     // The receipt is dropped once the answer is in.
     let shard = tollgate::cache::redis::QuotaStore::shard_of(uid);
     assert!(q.holds(shard).await.unwrap().is_empty());
-    app.finish().await;
+    r.app.finish().await;
 }
 
 crate::db_test!(a_credit_retried_after_a_lost_answer_applies_once);
@@ -377,31 +372,27 @@ crate::db_test!(a_credit_retried_after_a_lost_answer_applies_once);
 /// A top-up's credit script ran but its answer came after the client's bound (4 s): the ledger
 /// retries the step, and the retry must not credit the balance in Redis a second time.
 async fn a_credit_retried_after_a_lost_answer_applies_once(backend: Backend) {
-    let Some(SlowRedis {
-        app,
-        slow,
-        uid,
-        tid,
-        base,
-        ledger,
-        q,
-    }) = slow_redis_app(backend).await
-    else {
+    let Some(r) = slow_redis_app(backend).await else {
         return;
     };
+    let (uid, tid, q) = (r.uid, r.tid, &r.q);
     // Loads the balances into Redis.
-    ledger.reserve(base, 100).await.unwrap().unwrap().refund();
-    ledger.flush().await;
-    losing_the_first_answer(&slow, || ledger.credit(uid, Some(tid), 500)).await;
-    tokio::time::timeout(std::time::Duration::from_secs(20), ledger.flush())
+    r.ledger
+        .reserve(r.base.clone(), 100)
         .await
-        .expect("the credit never completed");
+        .unwrap()
+        .unwrap()
+        .refund();
+    r.ledger.flush().await;
+    r.losing_the_first_answer(|| r.ledger.credit(uid, Some(tid), 500))
+        .await;
+    r.flushed("the credit never completed").await;
     assert_eq!(
         q.balance(&q.token_key(uid, tid)).await.unwrap(),
         Some(5_000 + 500),
         "credited twice in Redis"
     );
-    app.finish().await;
+    r.app.finish().await;
 }
 
 crate::db_test!(a_dead_nodes_receipts_are_dropped_not_refunded);
@@ -449,20 +440,6 @@ async fn a_dead_nodes_receipts_are_dropped_not_refunded(backend: Backend) {
     app.finish().await;
 }
 
-/// Runs `act` while Redis's replies are held back (5 s, past the 4 s bound), and lets them
-/// through again a second later: only the first attempt's answer is lost, not the retry's.
-async fn losing_the_first_answer<T>(
-    slow: &std::sync::atomic::AtomicBool,
-    act: impl FnOnce() -> T,
-) -> T {
-    use std::sync::atomic::Ordering;
-    slow.store(true, Ordering::SeqCst);
-    let out = act();
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    slow.store(false, Ordering::SeqCst);
-    out
-}
-
 /// An app in the Redis ledger mode whose Redis is reached through [`slow_replies_proxy`], with a
 /// user (10,000) and a limited token (5,000). `None` without a test Redis.
 struct SlowRedis {
@@ -473,6 +450,26 @@ struct SlowRedis {
     base: tollgate::store::ledger::Movement,
     ledger: tollgate::billing::ledger::Ledger,
     q: Arc<tollgate::cache::redis::QuotaStore>,
+}
+
+impl SlowRedis {
+    /// Runs `act` while Redis's replies are held back (5 s, past the 4 s bound), and lets them
+    /// through again a second later: only the first attempt's answer is lost, not the retry's.
+    async fn losing_the_first_answer<T>(&self, act: impl FnOnce() -> T) -> T {
+        use std::sync::atomic::Ordering;
+        self.slow.store(true, Ordering::SeqCst);
+        let out = act();
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        self.slow.store(false, Ordering::SeqCst);
+        out
+    }
+
+    /// Waits for the ledger's retried steps to land (`what` if they do not within 20 s).
+    async fn flushed(&self, what: &str) {
+        tokio::time::timeout(std::time::Duration::from_secs(20), self.ledger.flush())
+            .await
+            .expect(what);
+    }
 }
 
 async fn slow_redis_app(backend: Backend) -> Option<SlowRedis> {
