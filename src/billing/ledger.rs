@@ -158,19 +158,21 @@ impl Ledger {
     ) -> Ledger {
         let (tx, rx) = mpsc::unbounded_channel();
         let flush_queued = Arc::new(Notify::new());
+        let node: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
         tokio::spawn(writer(
             db.clone(),
             log_db.clone(),
             batch,
             rx,
             flush_queued.clone(),
+            format!("writer:{node}"),
         ));
         let ledger = Ledger {
             tx,
             db,
             log_db,
             balances,
-            node: Arc::from(uuid::Uuid::new_v4().simple().to_string()),
+            node,
             seq: Arc::new(AtomicU64::new(0)),
             in_flight: Arc::new(InFlight::default()),
             wake: Arc::new(Notify::new()),
@@ -700,8 +702,9 @@ async fn write_back(ledger: &Ledger, q: &QuotaStore) -> anyhow::Result<usize> {
             if let Some(ldb) = &ledger.log_db {
                 // Logs in their own database follow the quota moves; a failure is retried here
                 // (the moves are committed and will not be applied again).
+                let logs_cursor = format!("logs:{name}");
                 let mut attempt = 0;
-                while let Err(e) = write_logs(ldb, &moves).await {
+                while let Err(e) = write_logs(ldb, &moves, &logs_cursor, last).await {
                     attempt += 1;
                     tracing::error!(error = %e, attempt, "consume logs not written, retrying");
                     if attempt >= 20 {
@@ -817,8 +820,15 @@ async fn writer(
     batch: Option<Duration>,
     mut rx: mpsc::UnboundedReceiver<Op>,
     flush_queued: Arc<Notify>,
+    cursor: String,
 ) {
     let mut last_commit: Option<tokio::time::Instant> = None;
+    // Batches are numbered (started, 1), (started, 2), ... on this process's cursor row.
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut seq = 0;
+    prune_writer_cursors(&db, log_db.as_ref(), started).await;
     while let Some(first) = rx.recv().await {
         let mut moves = Vec::new();
         let mut flushes = Vec::new();
@@ -849,10 +859,17 @@ async fn writer(
         }
         if !moves.is_empty() {
             last_commit = Some(tokio::time::Instant::now());
+            seq += 1;
+            let mut batch = Batch {
+                cursor: &cursor,
+                started,
+                seq,
+                charges: None,
+                moves_done: false,
+            };
             let mut attempt = 0u32;
-            let mut moves_done = false;
             loop {
-                match write_batch(&db, log_db.as_ref(), &mut moves, &mut moves_done).await {
+                match write_batch(&db, log_db.as_ref(), &mut moves, &mut batch).await {
                     Ok(()) => break,
                     Err(e) => {
                         attempt += 1;
@@ -873,40 +890,81 @@ async fn writer(
     }
 }
 
+/// How long the cursor row of a process that stopped stays: a writer's row only matters between a
+/// commit whose answer was lost and its retry.
+const WRITER_CURSOR_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// Drops the cursor rows of writers that started more than [`WRITER_CURSOR_TTL_MS`] ago (one row
+/// per process start; a node still running that long gets a fresh row at its next batch).
+async fn prune_writer_cursors(db: &Db, log_db: Option<&Db>, started: i64) {
+    let before = started - WRITER_CURSOR_TTL_MS;
+    for (db, prefix) in [(Some(db), "writer:"), (log_db, "logs:writer:")] {
+        if let Some(db) = db
+            && let Err(e) = store_ledger::prune_cursors(db, prefix, before).await
+        {
+            tracing::warn!(error = %e, "cannot prune old ledger writer cursors");
+        }
+    }
+}
+
+/// One batch of the writer and how far its attempts got.
+///
+/// A commit whose answer is lost (the connection dropped after the database committed) looks like
+/// a failure, so every batch moves the writer's cursor row (`ledger_cursors`, named after this
+/// process) to its sequence number in the same transaction: an attempt that finds the cursor
+/// there already knows the earlier one committed, and applies nothing again.
+struct Batch<'a> {
+    cursor: &'a str,
+    started: i64,
+    seq: i64,
+    /// What each movement was charged, from the attempt that applied them (its commit may have
+    /// lost its answer; the logs still need the figures).
+    charges: Option<Vec<i64>>,
+    /// The quota moves are committed (known for certain).
+    moves_done: bool,
+}
+
 /// Writes one batch. With a separate log database the quota moves commit first and
-/// `moves_done` records it, so a retry only rewrites the logs (never bills twice). Each log records
-/// what was really charged, which is less than the price when a balance ran out.
+/// `batch.moves_done` records it, so a retry only rewrites the logs (never bills twice). Each log
+/// records what was really charged, which is less than the price when a balance ran out.
 async fn write_batch(
     db: &Db,
     log_db: Option<&Db>,
     moves: &mut [Movement],
-    moves_done: &mut bool,
+    batch: &mut Batch<'_>,
 ) -> Result<(), sqlx::Error> {
-    if let (Some(ldb), true) = (log_db, *moves_done) {
-        return write_logs(ldb, moves).await;
-    }
-    let mut tx = db.pool.begin().await?;
-    let charges = store_ledger::apply(db, &mut tx, moves).await?;
-    match log_db {
-        None => {
-            let rows: Vec<Log> = moves
-                .iter()
-                .zip(&charges)
-                .filter_map(|(m, charged)| charged_log(m, *charged))
-                .collect();
-            logs::insert_many(db, &mut tx, &rows).await?;
+    let to = (batch.started, batch.seq);
+    if !batch.moves_done {
+        let mut tx = db.pool.begin().await?;
+        let from = store_ledger::cursor(db, &mut tx, batch.cursor).await?;
+        if from >= to {
+            // An earlier attempt committed; only its answer was lost.
+            tx.rollback().await?;
+        } else {
+            let charges = store_ledger::apply(db, &mut tx, moves).await?;
+            if log_db.is_none() {
+                let rows: Vec<Log> = moves
+                    .iter()
+                    .zip(&charges)
+                    .filter_map(|(m, charged)| charged_log(m, *charged))
+                    .collect();
+                logs::insert_many(db, &mut tx, &rows).await?;
+            }
+            store_ledger::advance_cursor(db, &mut tx, batch.cursor, from, to).await?;
+            batch.charges = Some(charges);
             tx.commit().await?;
         }
-        Some(ldb) => {
-            tx.commit().await?;
-            *moves_done = true;
-            for (m, charged) in moves.iter_mut().zip(&charges) {
+        batch.moves_done = true;
+        if let (Some(_), Some(charges)) = (log_db, &batch.charges) {
+            for (m, charged) in moves.iter_mut().zip(charges) {
                 m.log = charged_log(m, *charged);
             }
-            write_logs(ldb, moves).await?;
         }
     }
-    Ok(())
+    match log_db {
+        Some(ldb) => write_logs(ldb, moves, &format!("logs:{}", batch.cursor), to).await,
+        None => Ok(()),
+    }
 }
 
 /// The movement's consume log with the quota really charged.
@@ -922,13 +980,26 @@ fn charged_log(m: &Movement, charged: i64) -> Option<Log> {
     Some(l)
 }
 
-async fn write_logs(ldb: &Db, moves: &[Movement]) -> Result<(), sqlx::Error> {
+/// Writes the consume logs of `moves` to the log database, once: the log database's cursor row
+/// `cursor` moves to `to` with them, and logs whose cursor is there already were written by an
+/// attempt whose answer was lost.
+async fn write_logs(
+    ldb: &Db,
+    moves: &[Movement],
+    cursor: &str,
+    to: (i64, i64),
+) -> Result<(), sqlx::Error> {
     let rows: Vec<Log> = moves.iter().filter_map(|m| m.log.clone()).collect();
     if rows.is_empty() {
         return Ok(());
     }
     let mut ltx = ldb.pool.begin().await?;
+    let from = store_ledger::cursor(ldb, &mut ltx, cursor).await?;
+    if from >= to {
+        return ltx.rollback().await;
+    }
     logs::insert_many(ldb, &mut ltx, &rows).await?;
+    store_ledger::advance_cursor(ldb, &mut ltx, cursor, from, to).await?;
     ltx.commit().await
 }
 

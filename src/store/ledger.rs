@@ -289,6 +289,17 @@ async fn take_excess(
     Ok(0)
 }
 
+/// Deletes the cursors whose name starts with `prefix` and whose position is below `ms` (the
+/// ledger writers of processes long gone: each process names its own). Returns how many.
+pub async fn prune_cursors(db: &Db, prefix: &str, ms: i64) -> Result<u64, sqlx::Error> {
+    let res = sqlx::query(db.sql("DELETE FROM ledger_cursors WHERE name LIKE ? AND ms < ?"))
+        .bind(format!("{prefix}%"))
+        .bind(ms)
+        .execute(&db.pool)
+        .await?;
+    Ok(res.rows_affected())
+}
+
 /// The write-back position of a Redis ledger stream, `(0, 0)` before the first batch.
 pub async fn cursor(db: &Db, tx: &mut Tx<'_>, name: &str) -> Result<(i64, i64), sqlx::Error> {
     use sqlx::Row;

@@ -6,6 +6,7 @@ mod relay_helpers;
 
 mod billing;
 mod billing_doc;
+mod billing_lost_commit;
 mod channel_test_adaptors;
 mod channels;
 mod email;

@@ -1,0 +1,245 @@
+//! The ledger writer when a `COMMIT` reaches the database but its answer does not (the
+//! connection dropped in between): the writer sees an error and retries, and the retry must not
+//! bill or log the batch a second time. Needs a network database (PostgreSQL, MySQL).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::helpers::{Backend, LedgerMode, TestDatabase, spawn_app, start_on};
+use crate::relay_helpers::*;
+
+macro_rules! lost_commit_test {
+    ($($name:ident: $backend:ident, $mode:ident, $logs_apart:expr;)+) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            a_batch_whose_commit_answer_is_lost_applies_once(
+                Backend::$backend,
+                LedgerMode::$mode,
+                $logs_apart,
+            )
+            .await
+        }
+    )+};
+}
+
+lost_commit_test! {
+    postgres_database: Postgres, Database, false;
+    postgres_memory: Postgres, Memory, false;
+    postgres_logs_apart: Postgres, Database, true;
+    postgres_redis_logs_apart: Postgres, Redis, true;
+    mysql_database: MySql, Database, false;
+    mysql_memory: MySql, Memory, false;
+    mysql_logs_apart: MySql, Database, true;
+    mysql_redis_logs_apart: MySql, Redis, true;
+}
+
+crate::db_test!(writer_cursors_of_long_gone_processes_are_pruned);
+
+/// Each process's writer keeps a cursor row; a process starting deletes those of writers that
+/// started more than 30 days ago, and keeps the others.
+async fn writer_cursors_of_long_gone_processes_are_pruned(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let db = app.db().clone();
+    let now_ms = tollgate::store::now() * 1000;
+    for (name, ms) in [
+        ("writer:gone", now_ms - 31 * 24 * 3600 * 1000),
+        ("writer:recent", now_ms - 24 * 3600 * 1000),
+        ("stream:old", 1),
+    ] {
+        sqlx::query(db.sql("INSERT INTO ledger_cursors (name, ms, seq) VALUES (?, ?, 1)"))
+            .bind(name)
+            .bind(ms)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    }
+    let app = start_on(app.stop().await, &[]).await;
+    let db = app.db().clone();
+    // The writer prunes as it starts, on its own task.
+    let mut names = Vec::new();
+    for _ in 0..100 {
+        names = sqlx::query_scalar::<_, String>(
+            db.sql("SELECT name FROM ledger_cursors ORDER BY name"),
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        if !names.iter().any(|n| n == "writer:gone") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!names.iter().any(|n| n == "writer:gone"), "{names:?}");
+    for kept in ["stream:old", "writer:recent"] {
+        assert!(names.iter().any(|n| n == kept), "{kept} pruned: {names:?}");
+    }
+    app.finish().await;
+}
+
+/// Settles one reservation while the database behind the writer (the main one, or the log
+/// database when `logs_apart`) loses the answer to the commit that writes its consume log.
+async fn a_batch_whose_commit_answer_is_lost_applies_once(
+    backend: Backend,
+    mode: LedgerMode,
+    logs_apart: bool,
+) {
+    if !backend.enabled() {
+        eprintln!("skipped: backend {} not in TEST_DATABASES", backend.name());
+        return;
+    }
+    let Some(mode_env) = mode.env() else {
+        return;
+    };
+    let database = TestDatabase::create(backend).await;
+    let log_database = if logs_apart {
+        Some(TestDatabase::create(backend).await)
+    } else {
+        None
+    };
+    let cutter = Cutter::default();
+    let behind = log_database.as_ref().unwrap_or(&database);
+    let proxied = cutter.proxy_for(&behind.url).await;
+    let mut extra: Vec<(&str, &str)> = mode_env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    extra.push((
+        if logs_apart { "LOG_SQL_DSN" } else { "SQL_DSN" },
+        proxied.as_str(),
+    ));
+    let app = start_on(database, &extra).await;
+    let uid = user(&app, 10_000, "default", 1).await;
+    let (tid, _) = token(&app, uid, Some(5_000)).await;
+    let ledger = app.state.relay.ledger.clone();
+    let base = tollgate::store::ledger::Movement {
+        user_id: uid,
+        token_id: tid,
+        ..Default::default()
+    };
+    let held = ledger.reserve(base, 100).await.unwrap().unwrap();
+    let log = tollgate::store::logs::Log {
+        user_id: uid,
+        r#type: 2,
+        token_id: tid,
+        model_name: "gpt-4o".into(),
+        quota: 60,
+        content: "lost commit".into(),
+        ..Default::default()
+    };
+    cutter.armed.store(true, Ordering::SeqCst);
+    held.settle(0, 60, Some(log)).wait().await;
+    tokio::time::timeout(std::time::Duration::from_secs(30), ledger.flush())
+        .await
+        .expect("the batch was never written");
+    assert_eq!(
+        cutter.cut.load(Ordering::SeqCst),
+        1,
+        "the commit's answer should have been lost once"
+    );
+    assert_eq!(
+        user_row(&app, uid).await.quota,
+        10_000 - 60,
+        "charged twice"
+    );
+    assert_eq!(token_row(&app, tid).await.remain_quota, 5_000 - 60);
+    let logs = consume_logs(&app, uid).await;
+    assert_eq!(
+        logs.iter().map(|l| l.quota).collect::<Vec<_>>(),
+        [60],
+        "logged twice"
+    );
+    app.finish().await;
+    if let Some(l) = log_database {
+        l.drop_database().await;
+    }
+}
+
+/// A TCP relay to a database. Once `armed`, the first `COMMIT` sent on a connection that inserted
+/// consume logs reaches the database, and the connection is cut when the answer comes back
+/// (counted in `cut`): the commit happened, the client sees a broken connection.
+#[derive(Default)]
+struct Cutter {
+    armed: Arc<AtomicBool>,
+    cut: Arc<AtomicUsize>,
+}
+
+impl Cutter {
+    /// Starts the relay to the host of `url` and returns `url` pointed at it.
+    async fn proxy_for(&self, url: &str) -> String {
+        let (scheme, rest) = url.split_once('@').expect("a user@host URL");
+        let (target, path) = rest.split_once('/').expect("a database in the URL");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (armed, cut, target) = (self.armed.clone(), self.cut.clone(), target.to_string());
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                tokio::spawn(relay(inbound, target.clone(), armed.clone(), cut.clone()));
+            }
+        });
+        // In clear text, so that the relay can see the statements.
+        let plain = if scheme.starts_with("postgres") {
+            "?sslmode=disable"
+        } else {
+            "?ssl-mode=disabled"
+        };
+        format!("{scheme}@127.0.0.1:{port}/{path}{plain}")
+    }
+}
+
+async fn relay(
+    mut inbound: tokio::net::TcpStream,
+    target: String,
+    armed: Arc<AtomicBool>,
+    cut: Arc<AtomicUsize>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut out) = tokio::net::TcpStream::connect(&target).await else {
+        return;
+    };
+    let lose = AtomicBool::new(false);
+    let (mut ri, mut wi) = inbound.split();
+    let (mut ro, mut wo) = out.split();
+    let answers = async {
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = ro.read(&mut buf).await {
+            if n == 0 {
+                return;
+            }
+            if lose.load(Ordering::SeqCst) {
+                cut.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            if wi.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    let queries = async {
+        let mut buf = vec![0u8; 65536];
+        let mut logged = false;
+        while let Ok(n) = ri.read(&mut buf).await {
+            if n == 0 {
+                return;
+            }
+            let sent = &buf[..n];
+            logged |= contains(sent, b"INSERT INTO logs");
+            if contains(sent, b"COMMIT") {
+                if logged && armed.swap(false, Ordering::SeqCst) {
+                    lose.store(true, Ordering::SeqCst);
+                }
+                logged = false;
+            }
+            if wo.write_all(sent).await.is_err() {
+                return;
+            }
+        }
+    };
+    // Either side ending drops both sockets: the cut.
+    tokio::select! { _ = answers => {}, _ = queries => {} }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
