@@ -201,6 +201,20 @@ async fn ttfb_p99(url: &str, key: &str, n: usize) -> f64 {
         }
     }
     samples.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| {
+        samples
+            .get(((samples.len() as f64) * q) as usize)
+            .or(samples.last())
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    eprintln!(
+        "TTFB {url}: p50 {:.3} p90 {:.3} p99 {:.3} max {:.3} ms",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(1.0)
+    );
     samples
         .get(((samples.len() as f64) * 0.99) as usize)
         .or(samples.last())
