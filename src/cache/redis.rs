@@ -685,10 +685,11 @@ impl QuotaStore {
                     .ok_or_else(|| anyhow::anyhow!("bad stream id {id}"))?;
                 let mut payload = String::new();
                 let mut charged = 0;
-                for pair in fields.chunks(2) {
-                    match (pair[0].as_str(), pair.get(1)) {
-                        ("m", Some(v)) => payload = v.clone(),
-                        ("c", Some(v)) => charged = v.parse()?,
+                let mut fields = fields.into_iter();
+                while let (Some(name), Some(v)) = (fields.next(), fields.next()) {
+                    match name.as_str() {
+                        "m" => payload = v,
+                        "c" => charged = v.parse()?,
                         _ => {}
                     }
                 }
