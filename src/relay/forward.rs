@@ -980,6 +980,9 @@ pub(crate) async fn run(
                     out,
                     billing: Some(billing(reservation, true)),
                     ended: false,
+                    gathered: BytesMut::new(),
+                    yielding: None,
+                    sent: false,
                 };
                 return Ok(HttpResponse::Ok()
                     .content_type("text/event-stream")
@@ -1209,7 +1212,16 @@ struct RelayStream {
     out: Out,
     billing: Option<Billing>,
     ended: bool,
+    /// Output of events hyper has already read, gathered into one write (see `poll_next`).
+    gathered: BytesMut,
+    /// A yield to hyper's connection task in progress.
+    yielding: Option<Pin<Box<dyn Future<Output = ()>>>>,
+    /// Whether anything went to the client yet (the first output is never held back).
+    sent: bool,
 }
+
+/// Most bytes gathered into one write: bounds how long an event waits for those after it.
+const GATHER_MAX: usize = 16 * 1024;
 
 /// Splits a provider's stream into events.
 enum Decoder {
@@ -1388,6 +1400,11 @@ impl RelayStream {
 impl Stream for RelayStream {
     type Item = Result<Bytes, actix_web::Error>;
 
+    /// The first output goes out at once (the first byte). After it, events hyper has already
+    /// read are gathered into one write: hyper hands a body over one HTTP chunk per turn of its
+    /// connection task, so without a yield to that task each event cost a write of its own (20
+    /// system calls for a stream whose 20 events arrived in one read). An event waits at most
+    /// one scheduler turn with nothing after it, and never behind more than [`GATHER_MAX`].
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         if this.ended {
@@ -1396,31 +1413,52 @@ impl Stream for RelayStream {
         if let Some(first) = this.first.take() {
             let out = this.process(&first);
             if !out.is_empty() {
+                this.sent = true;
                 return Poll::Ready(Some(Ok(out)));
             }
         }
+        let mut after_yield = false;
         loop {
+            if let Some(y) = this.yielding.as_mut() {
+                if y.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.yielding = None;
+                after_yield = true;
+            }
             match this.upstream.as_mut().poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending if this.gathered.is_empty() => return Poll::Pending,
+                Poll::Pending if after_yield || !this.sent => {
+                    this.sent = true;
+                    return Poll::Ready(Some(Ok(this.gathered.split().freeze())));
+                }
+                Poll::Pending => {
+                    this.yielding = Some(Box::pin(tokio::task::yield_now()));
+                }
                 Poll::Ready(Some(Ok(chunk))) => {
                     let out = this.process(&chunk);
-                    if !out.is_empty() {
-                        return Poll::Ready(Some(Ok(out)));
+                    this.gathered.extend_from_slice(&out);
+                    if this.gathered.len() >= GATHER_MAX || !this.sent {
+                        this.sent = true;
+                        return Poll::Ready(Some(Ok(this.gathered.split().freeze())));
                     }
+                    after_yield = false;
                 }
                 Poll::Ready(Some(Err(e))) => {
                     tracing::warn!(error = %without_url(&e), "upstream stream broke; billing what was delivered");
                     this.ended = true;
                     let tail = this.end();
-                    return Poll::Ready(Some(Ok(tail)));
+                    this.gathered.extend_from_slice(&tail);
+                    return Poll::Ready(Some(Ok(this.gathered.split().freeze())));
                 }
                 Poll::Ready(None) => {
                     this.ended = true;
                     let tail = this.end();
-                    if tail.is_empty() {
+                    this.gathered.extend_from_slice(&tail);
+                    if this.gathered.is_empty() {
                         return Poll::Ready(None);
                     }
-                    return Poll::Ready(Some(Ok(tail)));
+                    return Poll::Ready(Some(Ok(this.gathered.split().freeze())));
                 }
             }
         }
@@ -1438,6 +1476,54 @@ impl Drop for RelayStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Events the upstream connection has already read reach the client in one write, not one
+    /// write each; the first goes out alone, at once.
+    #[tokio::test]
+    async fn events_already_read_go_out_together() {
+        let events: Vec<Bytes> = (0..20)
+            .map(|i| {
+                Bytes::from(format!(
+                    "data: {{\"choices\":[{{\"delta\":{{\"content\":\"t{i}\"}}}}]}}\n\n"
+                ))
+            })
+            .collect();
+        // Like hyper's body channel: one frame at a time, handed over by another task.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+        let rest = events[1..].to_vec();
+        tokio::spawn(async move {
+            for e in rest {
+                if tx.send(e).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let upstream: ByteStream = Box::pin(futures_util::stream::unfold(rx, |mut rx| async {
+            rx.recv().await.map(|b| (Ok(b), rx))
+        }));
+        let mut stream = RelayStream {
+            upstream,
+            first: Some(events[0].clone()),
+            decoder: None,
+            proc: SseProcessor::new(false),
+            out: Out::OpenAi,
+            billing: None,
+            ended: false,
+            gathered: BytesMut::new(),
+            yielding: None,
+            sent: false,
+        };
+        let mut writes = Vec::new();
+        while let Some(w) = stream.next().await {
+            writes.push(w.unwrap());
+        }
+        assert_eq!(writes[0], events[0]);
+        assert_eq!(
+            writes.concat(),
+            [events.concat(), b"data: [DONE]\n\n".to_vec()].concat()
+        );
+        assert_eq!(writes.len(), 2, "one write per event or so: {writes:?}");
+    }
 
     #[test]
     fn parsed_urls_are_remembered_and_bad_ones_passed_on() {
