@@ -828,6 +828,7 @@ async fn writer(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     let mut seq = 0;
+    let logs_cursor = format!("logs:{cursor}");
     prune_writer_cursors(&db, log_db.as_ref(), started).await;
     while let Some(first) = rx.recv().await {
         let mut moves = Vec::new();
@@ -862,6 +863,7 @@ async fn writer(
             seq += 1;
             let mut batch = Batch {
                 cursor: &cursor,
+                logs_cursor: &logs_cursor,
                 started,
                 seq,
                 charges: None,
@@ -915,6 +917,8 @@ async fn prune_writer_cursors(db: &Db, log_db: Option<&Db>, started: i64) {
 /// there already knows the earlier one committed, and applies nothing again.
 struct Batch<'a> {
     cursor: &'a str,
+    /// The cursor's row in the log database (logs kept apart).
+    logs_cursor: &'a str,
     started: i64,
     seq: i64,
     /// What each movement was charged, from the attempt that applied them (its commit may have
@@ -962,7 +966,7 @@ async fn write_batch(
         }
     }
     match log_db {
-        Some(ldb) => write_logs(ldb, moves, &format!("logs:{}", batch.cursor), to).await,
+        Some(ldb) => write_logs(ldb, moves, batch.logs_cursor, to).await,
         None => Ok(()),
     }
 }

@@ -1355,6 +1355,12 @@ impl RelayStream {
         }
     }
 
+    /// Sends what was gathered.
+    fn emit(&mut self) -> Poll<Option<Result<Bytes, actix_web::Error>>> {
+        self.sent = true;
+        Poll::Ready(Some(Ok(self.gathered.split().freeze())))
+    }
+
     /// The upstream ended (or broke): the tail for the client; settles.
     fn end(&mut self) -> Bytes {
         let mut buf = BytesMut::new();
@@ -1428,10 +1434,7 @@ impl Stream for RelayStream {
             }
             match this.upstream.as_mut().poll_next(cx) {
                 Poll::Pending if this.gathered.is_empty() => return Poll::Pending,
-                Poll::Pending if after_yield || !this.sent => {
-                    this.sent = true;
-                    return Poll::Ready(Some(Ok(this.gathered.split().freeze())));
-                }
+                Poll::Pending if after_yield || !this.sent => return this.emit(),
                 Poll::Pending => {
                     this.yielding = Some(Box::pin(tokio::task::yield_now()));
                 }
@@ -1439,8 +1442,7 @@ impl Stream for RelayStream {
                     let out = this.process(&chunk);
                     this.gathered.extend_from_slice(&out);
                     if this.gathered.len() >= GATHER_MAX || !this.sent {
-                        this.sent = true;
-                        return Poll::Ready(Some(Ok(this.gathered.split().freeze())));
+                        return this.emit();
                     }
                     after_yield = false;
                 }
@@ -1449,7 +1451,7 @@ impl Stream for RelayStream {
                     this.ended = true;
                     let tail = this.end();
                     this.gathered.extend_from_slice(&tail);
-                    return Poll::Ready(Some(Ok(this.gathered.split().freeze())));
+                    return this.emit();
                 }
                 Poll::Ready(None) => {
                     this.ended = true;
@@ -1458,7 +1460,7 @@ impl Stream for RelayStream {
                     if this.gathered.is_empty() {
                         return Poll::Ready(None);
                     }
-                    return Poll::Ready(Some(Ok(this.gathered.split().freeze())));
+                    return this.emit();
                 }
             }
         }

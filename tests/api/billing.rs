@@ -259,14 +259,8 @@ async fn a_settlement_outlives_the_worker_that_made_it(backend: Backend) {
     let Some(app) = spawn_app_mode(backend, LedgerMode::Redis, &[]).await else {
         return;
     };
-    let uid = user(&app, 10_000, "default", 1).await;
-    let (tid, _) = token(&app, uid, Some(5_000)).await;
+    let (uid, tid, base) = ledger_payer(&app).await;
     let ledger = app.state.relay.ledger.clone();
-    let base = tollgate::store::ledger::Movement {
-        user_id: uid,
-        token_id: tid,
-        ..Default::default()
-    };
     let held = ledger.reserve(base, 100).await.unwrap().unwrap();
     std::thread::spawn(move || {
         let worker = tokio::runtime::Builder::new_current_thread()
@@ -487,13 +481,7 @@ async fn slow_redis_app(backend: Backend) -> Option<SlowRedis> {
         &[("REDIS_CONN_STRING", conn.as_str())],
     )
     .await?;
-    let uid = user(&app, 10_000, "default", 1).await;
-    let (tid, _) = token(&app, uid, Some(5_000)).await;
-    let base = tollgate::store::ledger::Movement {
-        user_id: uid,
-        token_id: tid,
-        ..Default::default()
-    };
+    let (uid, tid, base) = ledger_payer(&app).await;
     let ledger = app.state.relay.ledger.clone();
     let q = app.state.relay.redis.clone().expect("redis mode");
     Some(SlowRedis {

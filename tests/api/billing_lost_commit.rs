@@ -110,14 +110,8 @@ async fn a_batch_whose_commit_answer_is_lost_applies_once(
         proxied.as_str(),
     ));
     let app = start_on(database, &extra).await;
-    let uid = user(&app, 10_000, "default", 1).await;
-    let (tid, _) = token(&app, uid, Some(5_000)).await;
+    let (uid, tid, base) = ledger_payer(&app).await;
     let ledger = app.state.relay.ledger.clone();
-    let base = tollgate::store::ledger::Movement {
-        user_id: uid,
-        token_id: tid,
-        ..Default::default()
-    };
     let held = ledger.reserve(base, 100).await.unwrap().unwrap();
     let log = tollgate::store::logs::Log {
         user_id: uid,

@@ -7,6 +7,19 @@ use tollgate::store::{abilities, channels, logs, tokens, users};
 
 use crate::helpers::TestApp;
 
+/// A user with 10,000 quota and a token of theirs limited to 5,000, for tests that drive the
+/// ledger directly: `(user id, token id, the movement base that bills them)`.
+pub async fn ledger_payer(app: &TestApp) -> (i64, i64, tollgate::store::ledger::Movement) {
+    let uid = user(app, 10_000, "default", 1).await;
+    let (tid, _) = token(app, uid, Some(5_000)).await;
+    let base = tollgate::store::ledger::Movement {
+        user_id: uid,
+        token_id: tid,
+        ..Default::default()
+    };
+    (uid, tid, base)
+}
+
 /// Creates a user with `quota` in `group` with `role`; returns its id.
 pub async fn user(app: &TestApp, quota: i64, group: &str, role: i64) -> i64 {
     let name = format!("u{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
