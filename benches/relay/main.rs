@@ -177,49 +177,64 @@ fn run_wrk(url: &str, script: &std::path::Path, concurrency: usize, secs: u64) -
     parse_wrk(&String::from_utf8_lossy(&out.stdout))
 }
 
-/// Time to first body byte, p99 over `n` sequential streamed requests (ms).
-async fn ttfb_p99(url: &str, key: &str, n: usize) -> f64 {
+/// Time to first body byte of one streamed request (ms), or `None` when it failed.
+async fn first_byte(client: &reqwest::Client, url: &str, key: &str) -> Option<f64> {
+    let started = Instant::now();
+    let mut r = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer sk-{key}"))
+        .body(STREAM_BODY)
+        .send()
+        .await
+        .ok()?;
+    r.chunk().await.ok()??;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    while let Ok(Some(_)) = r.chunk().await {}
+    Some(ms)
+}
+
+/// The value at quantile `q` of sorted samples.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64) * q) as usize)
+        .or(sorted.last())
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+/// Time to first body byte over `n` sequential streamed requests to each target, taken in turns
+/// (one request to each, then the next round) so that the machine's slow moments fall on all of
+/// them alike. Returns each target's p99 (ms) and prints p50/p90/p99/max to stderr.
+async fn ttfb_p99(targets: &[(&str, &str, &str)], n: usize) -> Vec<f64> {
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
         .expect("client");
-    let mut samples = Vec::with_capacity(n);
+    let mut samples = vec![Vec::with_capacity(n); targets.len()];
     for _ in 0..n {
-        let started = Instant::now();
-        let res = client
-            .post(url)
-            .header("content-type", "application/json")
-            .header("authorization", format!("Bearer sk-{key}"))
-            .body(STREAM_BODY)
-            .send()
-            .await;
-        if let Ok(mut r) = res
-            && let Ok(Some(_)) = r.chunk().await
-        {
-            samples.push(started.elapsed().as_secs_f64() * 1000.0);
-            while let Ok(Some(_)) = r.chunk().await {}
+        for (i, (_, url, key)) in targets.iter().enumerate() {
+            if let Some(ms) = first_byte(&client, url, key).await {
+                samples[i].push(ms);
+            }
         }
     }
-    samples.sort_by(|a, b| a.total_cmp(b));
-    let at = |q: f64| {
-        samples
-            .get(((samples.len() as f64) * q) as usize)
-            .or(samples.last())
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    eprintln!(
-        "TTFB {url}: p50 {:.3} p90 {:.3} p99 {:.3} max {:.3} ms",
-        at(0.5),
-        at(0.9),
-        at(0.99),
-        at(1.0)
-    );
-    samples
-        .get(((samples.len() as f64) * 0.99) as usize)
-        .or(samples.last())
-        .copied()
-        .unwrap_or(f64::NAN)
+    targets
+        .iter()
+        .zip(&mut samples)
+        .map(|((label, _, _), s)| {
+            s.sort_by(|a, b| a.total_cmp(b));
+            eprintln!(
+                "TTFB {label} ({} of {n}): p50 {:.3} p90 {:.3} p99 {:.3} max {:.3} ms",
+                s.len(),
+                quantile(s, 0.5),
+                quantile(s, 0.9),
+                quantile(s, 0.99),
+                quantile(s, 1.0)
+            );
+            quantile(s, 0.99)
+        })
+        .collect()
 }
 
 /// One request per token, 64 at a time, so that the measured runs see warm caches (a node
@@ -568,7 +583,8 @@ struct Row_ {
     stream: bool,
     concurrency: usize,
     load: Load,
-    ttfb_p99: Option<f64>,
+    /// First byte p99, and the proxy's when it was taken in turns with this one.
+    ttfb_p99: Option<(f64, Option<f64>)>,
     rss_mb: Option<f64>,
     /// Tollgate's CPU time per request (µs): steadier than req/s on a noisy machine, where
     /// what else runs takes cores away but not the work each request needs.
@@ -669,7 +685,7 @@ async fn main() -> anyhow::Result<()> {
                 let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
                 let load = run_wrk(&url, &script, c, a.duration);
                 let ttfb = if stream && c == 64 {
-                    Some(ttfb_p99(&url, "bench", 200).await)
+                    Some((ttfb_p99(&[(label, &url, "bench")], 200).await[0], None))
                 } else {
                     None
                 };
@@ -723,8 +739,21 @@ async fn main() -> anyhow::Result<()> {
                 let cpu = cpu_secs(t.child.id()) - cpu_before;
                 let ok = load.requests.saturating_sub(load.errors);
                 let (ledger, _) = ledger_check(&t, before, since, ok).await;
+                // Tollgate's first byte, taken in turns with the floors' (1,000 rounds): a
+                // p99 is one slow moment in a hundred, and this machine has them.
                 let ttfb = if stream && c == 64 {
-                    Some(ttfb_p99(&url, &t.keys[0], 200).await)
+                    let direct = format!("http://127.0.0.1:{mock0}/v1/chat/completions");
+                    let proxy = format!("http://127.0.0.1:{proxy0}/v1/chat/completions");
+                    let p99 = ttfb_p99(
+                        &[
+                            ("direct (in turns)", &direct, "bench"),
+                            ("proxy (in turns)", &proxy, "bench"),
+                            (label.as_str(), &url, &t.keys[0]),
+                        ],
+                        1000,
+                    )
+                    .await;
+                    Some((p99[2], Some(p99[1])))
                 } else {
                     None
                 };
@@ -962,7 +991,11 @@ fn render(rows: &[Row_]) -> String {
             r.load.p99_ms,
             added,
             ratio,
-            r.ttfb_p99.map(|t| format!("{t:.3}")).unwrap_or_default(),
+            match r.ttfb_p99 {
+                Some((t, Some(p))) => format!("{t:.3} (proxy {p:.3})"),
+                Some((t, None)) => format!("{t:.3}"),
+                None => String::new(),
+            },
             r.load.errors,
             r.rss_mb.map(|m| format!("{m:.1}")).unwrap_or_default(),
             r.cpu_us.map(|c| format!("{c:.0}")).unwrap_or_default(),
