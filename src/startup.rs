@@ -275,3 +275,51 @@ async fn v1_not_found(req: HttpRequest) -> HttpResponse {
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The protocols a TLS client offers (ALPN), read from its ClientHello by a server that
+    /// stops there.
+    fn offered_protocols(client: reqwest::Client) -> Option<Vec<String>> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "https://127.0.0.1:{}/",
+            listener.local_addr().unwrap().port()
+        );
+        let server = std::thread::spawn(move || {
+            let (mut sock, _) = listener.accept().unwrap();
+            let mut acceptor = rustls::server::Acceptor::default();
+            loop {
+                assert!(acceptor.read_tls(&mut sock).unwrap() > 0, "no ClientHello");
+                if let Some(hello) = acceptor.accept().map_err(|(e, _)| e).unwrap() {
+                    let alpn = hello.client_hello().alpn();
+                    return alpn
+                        .map(|a| a.map(|p| String::from_utf8_lossy(p).into_owned()).collect());
+                }
+            }
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // The handshake cannot finish (the server only reads): the request fails, as expected.
+        let sent = rt.block_on(async {
+            let timeout = std::time::Duration::from_secs(5);
+            client.get(url).timeout(timeout).send().await
+        });
+        assert!(sent.is_err());
+        server.join().unwrap()
+    }
+
+    /// Offering `h2` would let a provider multiplex every stream of a worker onto one
+    /// connection, and hyper's pool does not open a second one at the provider's stream limit:
+    /// the requests after it would wait for a stream to end.
+    #[test]
+    fn upstream_calls_offer_http1_only() {
+        let cfg = Config::from_map(&Default::default()).unwrap();
+        let offered = offered_protocols(http_client(&cfg).unwrap());
+        assert_eq!(offered, Some(vec!["http/1.1".to_string()]));
+    }
+}
