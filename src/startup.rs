@@ -288,8 +288,23 @@ mod tests {
             "https://127.0.0.1:{}/",
             listener.local_addr().unwrap().port()
         );
+        listener.set_nonblocking(true).unwrap();
         let server = std::thread::spawn(move || {
-            let (mut sock, _) = listener.accept().unwrap();
+            // Bounded: a client that never connects fails the test instead of hanging it.
+            let wait = std::time::Duration::from_secs(5);
+            let deadline = std::time::Instant::now() + wait;
+            let mut sock = loop {
+                match listener.accept() {
+                    Ok((sock, _)) => break sock,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        assert!(std::time::Instant::now() < deadline, "no connection");
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    Err(e) => panic!("accept: {e}"),
+                }
+            };
+            sock.set_nonblocking(false).unwrap();
+            sock.set_read_timeout(Some(wait)).unwrap();
             let mut acceptor = rustls::server::Acceptor::default();
             loop {
                 assert!(acceptor.read_tls(&mut sock).unwrap() > 0, "no ClientHello");
