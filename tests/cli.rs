@@ -21,6 +21,15 @@ fn tollgate(dir: &Path) -> Command {
 mod ports;
 use ports::free_port;
 
+/// Everything written so far to the log files in `dir`.
+fn read_logs(dir: &std::path::Path) -> String {
+    let mut all = String::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        all.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+    }
+    all
+}
+
 fn wait_ready(port: u16) -> bool {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
@@ -185,6 +194,16 @@ fn serves_from_dotenv_logs_to_dir_hides_secrets_and_stops_on_sigterm() {
         &format!("Authorization: Bearer {secret_token}"),
     );
     assert!(relayed.contains("\"error\""), "{relayed}");
+    // Access lines reach the log file while the server runs: the log thread buffers its writes
+    // but flushes whenever its queue is empty, not only when 64 KB have gathered or at exit.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !read_logs(&dir.path().join("logs")).contains("path=/v1/chat/completions") {
+        assert!(
+            Instant::now() < deadline,
+            "access lines held back while running"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // SIGTERM: a graceful stop with exit code 0.
     let ok = Command::new("kill")
@@ -217,10 +236,7 @@ fn serves_from_dotenv_logs_to_dir_hides_secrets_and_stops_on_sigterm() {
         .unwrap();
     assert!(stdout.contains("tollgate listening"), "{stdout}");
 
-    let mut file_logs = String::new();
-    for entry in std::fs::read_dir(dir.path().join("logs")).unwrap() {
-        file_logs.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
-    }
+    let file_logs = read_logs(&dir.path().join("logs"));
     assert!(file_logs.contains("/api/user/login"), "{file_logs}");
     assert!(file_logs.contains("request_id"), "{file_logs}");
     // The access line of a relayed call names its token and model, each once, in the file as on
