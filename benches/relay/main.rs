@@ -177,17 +177,24 @@ fn run_wrk(url: &str, script: &std::path::Path, concurrency: usize, secs: u64) -
     parse_wrk(&String::from_utf8_lossy(&out.stdout))
 }
 
-/// Time to first body byte of one streamed request (ms), or `None` when it failed.
-async fn first_byte(client: &reqwest::Client, url: &str, key: &str) -> Option<f64> {
-    let started = Instant::now();
-    let mut r = client
+/// A chat completion request with token `key` (without its `sk-`).
+fn chat(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    body: &'static str,
+) -> reqwest::RequestBuilder {
+    client
         .post(url)
         .header("content-type", "application/json")
         .header("authorization", format!("Bearer sk-{key}"))
-        .body(STREAM_BODY)
-        .send()
-        .await
-        .ok()?;
+        .body(body)
+}
+
+/// Time to first body byte of one streamed request (ms), or `None` when it failed.
+async fn first_byte(client: &reqwest::Client, url: &str, key: &str) -> Option<f64> {
+    let started = Instant::now();
+    let mut r = chat(client, url, key, STREAM_BODY).send().await.ok()?;
     r.chunk().await.ok()??;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     while let Ok(Some(_)) = r.chunk().await {}
@@ -250,14 +257,7 @@ async fn warm_up(url: &str, keys: &[String]) {
         .for_each_concurrent(64, |k| {
             let client = client.clone();
             async move {
-                if let Ok(r) = client
-                    .post(url)
-                    .header("content-type", "application/json")
-                    .header("authorization", format!("Bearer sk-{k}"))
-                    .body(BODY)
-                    .send()
-                    .await
-                {
+                if let Ok(r) = chat(&client, url, k, BODY).send().await {
                     let _ = r.bytes().await;
                 }
             }
