@@ -191,14 +191,27 @@ fn chat(
         .body(body)
 }
 
-/// Time to first body byte of one streamed request (ms), or `None` when it failed.
-async fn first_byte(client: &reqwest::Client, url: &str, key: &str) -> Option<f64> {
+/// Time to first body byte of one streamed request (ms), or `None` when it failed; with the
+/// mock's stamps ([`upstream::Stamps`]), also its part before the mock's handler started and its
+/// part after the handler answered (ms).
+async fn first_byte(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+) -> Option<(f64, Option<(f64, f64)>)> {
+    upstream::take_stamps();
     let started = Instant::now();
     let mut r = chat(client, url, key, STREAM_BODY).send().await.ok()?;
     r.chunk().await.ok()??;
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let first = Instant::now();
     while let Ok(Some(_)) = r.chunk().await {}
-    Some(ms)
+    let ms = |from: Instant, to: Instant| to.saturating_duration_since(from).as_secs_f64() * 1e3;
+    let s = upstream::take_stamps();
+    let parts = s
+        .arrived
+        .zip(s.answered)
+        .map(|(arrived, answered)| (ms(started, arrived), ms(answered, first)));
+    Some((ms(started, first), parts))
 }
 
 /// The value at quantile `q` of sorted samples.
@@ -212,32 +225,50 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 
 /// Time to first body byte over `n` sequential streamed requests to each target, taken in turns
 /// (one request to each, then the next round) so that the machine's slow moments fall on all of
-/// them alike. Returns each target's p99 (ms) and prints p50/p90/p99/max to stderr.
+/// them alike. Returns each target's p99 (ms) and prints p50/p90/p99/max to stderr, with the
+/// parts before the mock's handler and after its answer: a relay's own work on the way in and
+/// on the way out.
 async fn ttfb_p99(targets: &[(&str, &str, &str)], n: usize) -> Vec<f64> {
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
         .expect("client");
     let mut samples = vec![Vec::with_capacity(n); targets.len()];
+    let mut parts = vec![(Vec::with_capacity(n), Vec::with_capacity(n)); targets.len()];
+    upstream::stamping(true);
     for _ in 0..n {
         for (i, (_, url, key)) in targets.iter().enumerate() {
-            if let Some(ms) = first_byte(&client, url, key).await {
+            if let Some((ms, split)) = first_byte(&client, url, key).await {
                 samples[i].push(ms);
+                if let Some((before, after)) = split {
+                    parts[i].0.push(before);
+                    parts[i].1.push(after);
+                }
             }
         }
     }
+    upstream::stamping(false);
+    let sorted = |v: &mut Vec<f64>| v.sort_by(|a, b| a.total_cmp(b));
     targets
         .iter()
         .zip(&mut samples)
-        .map(|((label, _, _), s)| {
-            s.sort_by(|a, b| a.total_cmp(b));
+        .zip(&mut parts)
+        .map(|(((label, _, _), s), (before, after))| {
+            sorted(s);
+            sorted(before);
+            sorted(after);
             eprintln!(
-                "TTFB {label} ({} of {n}): p50 {:.3} p90 {:.3} p99 {:.3} max {:.3} ms",
+                "TTFB {label} ({} of {n}): p50 {:.3} p90 {:.3} p99 {:.3} max {:.3} ms; \
+                 to the mock's handler p50 {:.3} p99 {:.3}, from its answer p50 {:.3} p99 {:.3}",
                 s.len(),
                 quantile(s, 0.5),
                 quantile(s, 0.9),
                 quantile(s, 0.99),
-                quantile(s, 1.0)
+                quantile(s, 1.0),
+                quantile(before, 0.5),
+                quantile(before, 0.99),
+                quantile(after, 0.5),
+                quantile(after, 0.99),
             );
             quantile(s, 0.99)
         })

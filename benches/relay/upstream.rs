@@ -4,7 +4,9 @@
 //! as Tollgate, which is the floor any relay can reach.
 
 use std::net::TcpListener;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use bytes::Bytes;
@@ -42,11 +44,62 @@ fn sse_body(chunks: usize) -> Vec<Bytes> {
     out
 }
 
+/// Whether the mocks note when each request reached them and when they answered it (see
+/// [`Stamps`]). Off under wrk's load, where a shared lock per request would slow the floor.
+static STAMPING: AtomicBool = AtomicBool::new(false);
+static STAMPS: Mutex<Stamps> = Mutex::new(Stamps {
+    arrived: None,
+    answered: None,
+});
+
+/// When the last request reached a mock's handler and when the handler handed its answer to
+/// actix. With one request in flight at a time (the first-byte rounds), they split a relay's
+/// first byte into its part before the upstream and its part after it.
+#[derive(Clone, Copy, Debug)]
+pub struct Stamps {
+    pub arrived: Option<Instant>,
+    pub answered: Option<Instant>,
+}
+
+/// Turns the stamps on (cleared) or off.
+pub fn stamping(on: bool) {
+    *STAMPS.lock().unwrap_or_else(|e| e.into_inner()) = Stamps {
+        arrived: None,
+        answered: None,
+    };
+    STAMPING.store(on, Ordering::Relaxed);
+}
+
+/// The last request's stamps, cleared for the next one.
+pub fn take_stamps() -> Stamps {
+    let mut s = STAMPS.lock().unwrap_or_else(|e| e.into_inner());
+    std::mem::replace(
+        &mut *s,
+        Stamps {
+            arrived: None,
+            answered: None,
+        },
+    )
+}
+
+fn stamp(f: impl FnOnce(&mut Stamps)) {
+    if STAMPING.load(Ordering::Relaxed) {
+        f(&mut STAMPS.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
 async fn chat(cfg: web::Data<MockConfig>, body: Bytes) -> HttpResponse {
+    stamp(|s| s.arrived = Some(Instant::now()));
+    let res = answer(&cfg, &body).await;
+    stamp(|s| s.answered = Some(Instant::now()));
+    res
+}
+
+async fn answer(cfg: &MockConfig, body: &[u8]) -> HttpResponse {
     if !cfg.latency.is_zero() {
         tokio::time::sleep(cfg.latency).await;
     }
-    let stream = memchr_stream(&body);
+    let stream = memchr_stream(body);
     if stream {
         let chunks = sse_body(cfg.chunks);
         let mut res = HttpResponse::Ok();
