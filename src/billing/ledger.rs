@@ -667,6 +667,7 @@ async fn write_back(ledger: &Ledger, q: &QuotaStore) -> anyhow::Result<usize> {
     const BATCH: usize = 2000;
     let db = &ledger.db;
     let mut written = 0;
+    let mut failed = None;
     for shard in 0..SHARDS {
         loop {
             let entries = q.read_stream(shard, BATCH).await?;
@@ -674,22 +675,27 @@ async fn write_back(ledger: &Ledger, q: &QuotaStore) -> anyhow::Result<usize> {
                 break;
             };
             let name = q.stream_key(shard);
+            let mut moves = entries
+                .iter()
+                .map(|e| {
+                    let mut m: Movement = serde_json::from_str(&e.payload)?;
+                    m.charged = e.charged;
+                    m.external = true;
+                    Ok(m)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let mut tx = db.pool.begin().await?;
             let from = store_ledger::cursor(db, &mut tx, name).await?;
-            let mut moves = Vec::new();
-            for e in entries.iter().filter(|e| e.id > from) {
-                let mut m: Movement = serde_json::from_str(&e.payload)?;
-                m.charged = e.charged;
-                m.external = true;
-                moves.push(m);
-            }
-            if !moves.is_empty() {
-                let charges = store_ledger::apply(db, &mut tx, &moves).await?;
-                for (m, c) in moves.iter_mut().zip(&charges) {
+            // Entries come in id order: those up to the cursor are in the database already.
+            let done = entries.partition_point(|e| e.id <= from);
+            let fresh = &mut moves[done..];
+            if !fresh.is_empty() {
+                let charges = store_ledger::apply(db, &mut tx, fresh).await?;
+                for (m, c) in fresh.iter_mut().zip(&charges) {
                     m.log = charged_log(m, *c);
                 }
                 if ledger.log_db.is_none() {
-                    let rows: Vec<Log> = moves.iter().filter_map(|m| m.log.clone()).collect();
+                    let rows: Vec<Log> = fresh.iter().filter_map(|m| m.log.clone()).collect();
                     logs::insert_many(db, &mut tx, &rows).await?;
                 }
                 if !store_ledger::advance_cursor(db, &mut tx, name, from, last).await? {
@@ -699,28 +705,41 @@ async fn write_back(ledger: &Ledger, q: &QuotaStore) -> anyhow::Result<usize> {
                 }
             }
             tx.commit().await?;
+            written += moves.len() - done;
             if let Some(ldb) = &ledger.log_db {
-                // Logs in their own database follow the quota moves; a failure is retried here
-                // (the moves are committed and will not be applied again).
-                let logs_cursor = format!("logs:{name}");
-                let mut attempt = 0;
-                while let Err(e) = write_logs(ldb, &moves, &logs_cursor, last).await {
-                    attempt += 1;
-                    tracing::error!(error = %e, attempt, "consume logs not written, retrying");
-                    if attempt >= 20 {
+                // Logs in their own database follow the quota moves, from the entries still in
+                // the stream: those whose moves are committed but whose logs are not (a log
+                // database that was down, a node that stopped in between) too. The stream keeps
+                // them until their logs are in.
+                for m in &mut moves[..done] {
+                    m.log = charged_log(m, m.charged);
+                }
+                if moves.iter().any(|m| m.log.is_some()) {
+                    let logs_cursor = format!("logs:{name}");
+                    let rows_after = |at: (i64, i64)| {
+                        let start = entries.partition_point(|e| e.id <= at);
+                        moves[start..]
+                            .iter()
+                            .filter_map(|m| m.log.clone())
+                            .collect()
+                    };
+                    if let Err(e) = write_logs(ldb, &logs_cursor, last, rows_after).await {
+                        tracing::error!(error = %e, shard, "consume logs not written yet; kept in Redis");
+                        failed = Some(e);
                         break;
                     }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
             q.trim_stream(shard, last).await?;
-            written += moves.len();
             if entries.len() < BATCH {
                 break;
             }
         }
     }
-    Ok(written)
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(written),
+    }
 }
 
 async fn write_back_loop(ledger: Ledger, q: Arc<QuotaStore>, every: Duration) {
@@ -965,10 +984,14 @@ async fn write_batch(
             }
         }
     }
-    match log_db {
-        Some(ldb) => write_logs(ldb, moves, batch.logs_cursor, to).await,
-        None => Ok(()),
+    let Some(ldb) = log_db else {
+        return Ok(());
+    };
+    let rows: Vec<Log> = moves.iter().filter_map(|m| m.log.clone()).collect();
+    if rows.is_empty() {
+        return Ok(());
     }
+    write_logs(ldb, batch.logs_cursor, to, |_| rows.clone()).await
 }
 
 /// The movement's consume log with the quota really charged.
@@ -984,27 +1007,31 @@ fn charged_log(m: &Movement, charged: i64) -> Option<Log> {
     Some(l)
 }
 
-/// Writes the consume logs of `moves` to the log database, once: the log database's cursor row
-/// `cursor` moves to `to` with them, and logs whose cursor is there already were written by an
-/// attempt whose answer was lost.
+/// Writes consume logs to the log database, once: its cursor row `cursor` moves to `to` with
+/// them. `rows_after` gives the logs of what comes after a cursor position: an attempt whose
+/// answer was lost, or another node, may have written some or all of them already.
 async fn write_logs(
     ldb: &Db,
-    moves: &[Movement],
     cursor: &str,
     to: (i64, i64),
+    rows_after: impl Fn((i64, i64)) -> Vec<Log>,
 ) -> Result<(), sqlx::Error> {
-    let rows: Vec<Log> = moves.iter().filter_map(|m| m.log.clone()).collect();
-    if rows.is_empty() {
-        return Ok(());
+    loop {
+        let mut ltx = ldb.pool.begin().await?;
+        let from = store_ledger::cursor(ldb, &mut ltx, cursor).await?;
+        if from >= to {
+            return ltx.rollback().await;
+        }
+        let rows = rows_after(from);
+        if !rows.is_empty() {
+            logs::insert_many(ldb, &mut ltx, &rows).await?;
+        }
+        if store_ledger::advance_cursor(ldb, &mut ltx, cursor, from, to).await? {
+            return ltx.commit().await;
+        }
+        // Another node moved the cursor since the read: write what it left.
+        ltx.rollback().await?;
     }
-    let mut ltx = ldb.pool.begin().await?;
-    let from = store_ledger::cursor(ldb, &mut ltx, cursor).await?;
-    if from >= to {
-        return ltx.rollback().await;
-    }
-    logs::insert_many(ldb, &mut ltx, &rows).await?;
-    store_ledger::advance_cursor(ldb, &mut ltx, cursor, from, to).await?;
-    ltx.commit().await
 }
 
 #[cfg(test)]

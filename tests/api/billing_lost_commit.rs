@@ -35,6 +35,16 @@ lost_commit_test! {
 
 crate::db_test!(writer_cursors_of_long_gone_processes_are_pruned);
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_redis_logs_survive_a_log_database_outage() {
+    consume_logs_survive_a_log_database_outage(Backend::Postgres).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_redis_logs_survive_a_log_database_outage() {
+    consume_logs_survive_a_log_database_outage(Backend::MySql).await
+}
+
 /// Each process's writer keeps a cursor row; a process starting deletes those of writers that
 /// started more than 30 days ago, and keeps the others.
 async fn writer_cursors_of_long_gone_processes_are_pruned(backend: Backend) {
@@ -150,13 +160,88 @@ async fn a_batch_whose_commit_answer_is_lost_applies_once(
     }
 }
 
-/// A TCP relay to a database. Once `armed`, the first `COMMIT` sent on a connection that inserted
+/// With Redis and the logs in their own database: the log database is unreachable for longer
+/// than the write-back's retries of one round (20 at 200 ms) while a request settles. The quota
+/// moves reach the main database; the consume log stays in the Redis stream until the log
+/// database is back, and is written then, once. (The write-back used to give up after its
+/// retries and trim the stream: the log was lost.)
+async fn consume_logs_survive_a_log_database_outage(backend: Backend) {
+    if !backend.enabled() {
+        eprintln!("skipped: backend {} not in TEST_DATABASES", backend.name());
+        return;
+    }
+    let Some(mode_env) = LedgerMode::Redis.env() else {
+        return;
+    };
+    let database = TestDatabase::create(backend).await;
+    let log_database = TestDatabase::create(backend).await;
+    let cutter = Cutter::default();
+    let proxied = cutter.proxy_for(&log_database.url).await;
+    let mut extra: Vec<(&str, &str)> = mode_env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    extra.push(("LOG_SQL_DSN", proxied.as_str()));
+    let app = start_on(database, &extra).await;
+    let (uid, tid, base) = ledger_payer(&app).await;
+    let ledger = app.state.relay.ledger.clone();
+    let held = ledger.reserve(base, 100).await.unwrap().unwrap();
+    let log = tollgate::store::logs::Log {
+        user_id: uid,
+        r#type: 2,
+        token_id: tid,
+        model_name: "gpt-4o".into(),
+        quota: 60,
+        content: "while the log database was down".into(),
+        ..Default::default()
+    };
+    cutter.down.store(true, Ordering::SeqCst);
+    held.settle(0, 60, Some(log)).wait().await;
+    // The quota moves reach the main database while the log database is down.
+    let mut quota = 0;
+    for _ in 0..100 {
+        quota = user_row(&app, uid).await.quota;
+        if quota == 10_000 - 60 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        quota,
+        10_000 - 60,
+        "the quota moves never reached the database"
+    );
+    // Past a round's retries (4 s), then the log database comes back.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    cutter.down.store(false, Ordering::SeqCst);
+    tokio::time::timeout(std::time::Duration::from_secs(30), ledger.flush())
+        .await
+        .expect("the write-back never caught up");
+    let logs = consume_logs(&app, uid).await;
+    assert_eq!(
+        logs.iter().map(|l| l.quota).collect::<Vec<_>>(),
+        [60],
+        "the consume log was lost (or written twice)"
+    );
+    assert_eq!(
+        user_row(&app, uid).await.quota,
+        10_000 - 60,
+        "charged twice"
+    );
+    assert_eq!(token_row(&app, tid).await.remain_quota, 5_000 - 60);
+    app.finish().await;
+    log_database.drop_database().await;
+}
+
+/// A TCP relay to a database. While `down`, it cuts every connection (the database is
+/// unreachable). Once `armed`, the first `COMMIT` sent on a connection that inserted
 /// consume logs reaches the database, and the connection is cut when the answer comes back
 /// (counted in `cut`): the commit happened, the client sees a broken connection.
 #[derive(Default)]
 struct Cutter {
     armed: Arc<AtomicBool>,
     cut: Arc<AtomicUsize>,
+    down: Arc<AtomicBool>,
 }
 
 impl Cutter {
@@ -167,9 +252,20 @@ impl Cutter {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (armed, cut, target) = (self.armed.clone(), self.cut.clone(), target.to_string());
+        let down = self.down.clone();
         tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
-                tokio::spawn(relay(inbound, target.clone(), armed.clone(), cut.clone()));
+                if down.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let down = down.clone();
+                tokio::spawn(relay(
+                    inbound,
+                    target.clone(),
+                    armed.clone(),
+                    cut.clone(),
+                    down,
+                ));
             }
         });
         // In clear text, so that the relay can see the statements.
@@ -187,6 +283,7 @@ async fn relay(
     target: String,
     armed: Arc<AtomicBool>,
     cut: Arc<AtomicUsize>,
+    down: Arc<AtomicBool>,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let Ok(mut out) = tokio::net::TcpStream::connect(&target).await else {
@@ -214,7 +311,7 @@ async fn relay(
         let mut buf = vec![0u8; 65536];
         let mut logged = false;
         while let Ok(n) = ri.read(&mut buf).await {
-            if n == 0 {
+            if n == 0 || down.load(Ordering::SeqCst) {
                 return;
             }
             let sent = &buf[..n];
