@@ -111,10 +111,7 @@ async fn a_batch_whose_commit_answer_is_lost_applies_once(
     let cutter = Cutter::default();
     let behind = log_database.as_ref().unwrap_or(&database);
     let proxied = cutter.proxy_for(&behind.url).await;
-    let mut extra: Vec<(&str, &str)> = mode_env
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let mut extra = pairs(&mode_env);
     extra.push((
         if logs_apart { "LOG_SQL_DSN" } else { "SQL_DSN" },
         proxied.as_str(),
@@ -160,11 +157,11 @@ async fn a_batch_whose_commit_answer_is_lost_applies_once(
     }
 }
 
-/// With Redis and the logs in their own database: the log database is unreachable for longer
-/// than the write-back's retries of one round (20 at 200 ms) while a request settles. The quota
-/// moves reach the main database; the consume log stays in the Redis stream until the log
-/// database is back, and is written then, once. (The write-back used to give up after its
-/// retries and trim the stream: the log was lost.)
+/// With Redis and the logs in their own database: the log database is unreachable for 6 s
+/// while a request settles. The quota moves reach the main database; the consume log stays in
+/// the Redis stream until the log database is back, and is written then, once. (Until session
+/// 13 a write-back round retried the logs 20 times in 4 s, then trimmed the stream: the log was
+/// lost.)
 async fn consume_logs_survive_a_log_database_outage(backend: Backend) {
     if !backend.enabled() {
         eprintln!("skipped: backend {} not in TEST_DATABASES", backend.name());
@@ -177,10 +174,7 @@ async fn consume_logs_survive_a_log_database_outage(backend: Backend) {
     let log_database = TestDatabase::create(backend).await;
     let cutter = Cutter::default();
     let proxied = cutter.proxy_for(&log_database.url).await;
-    let mut extra: Vec<(&str, &str)> = mode_env
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let mut extra = pairs(&mode_env);
     extra.push(("LOG_SQL_DSN", proxied.as_str()));
     let app = start_on(database, &extra).await;
     let (uid, tid, base) = ledger_payer(&app).await;
@@ -329,6 +323,11 @@ async fn relay(
     };
     // Either side ending drops both sockets: the cut.
     tokio::select! { _ = answers => {}, _ = queries => {} }
+}
+
+/// A ledger mode's environment as the `(name, value)` pairs `start_on` takes.
+fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
