@@ -311,6 +311,31 @@ fn cpu_secs(pid: u32) -> f64 {
     ticks as f64 / 100.0
 }
 
+/// CPU time (user + system, seconds) of the running processes named `name` (every PostgreSQL
+/// backend, the Redis server), or of this process (the mock and the proxy) for `None`.
+fn cpu_of(name: Option<&str>) -> f64 {
+    let Some(name) = name else {
+        return cpu_secs(std::process::id());
+    };
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
+        })
+        .map(cpu_secs)
+        .sum()
+}
+
+/// The processes besides Tollgate whose CPU a run's requests cost.
+const OTHERS: [(&str, Option<&str>); 3] = [
+    ("PostgreSQL", Some("postgres")),
+    ("Redis", Some("redis-server")),
+    ("the mock", None),
+];
+
 fn rss_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -766,9 +791,24 @@ async fn main() -> anyhow::Result<()> {
                 let (before, since) = quiet_point(&t).await?;
                 let url = format!("http://127.0.0.1:{}/v1/chat/completions", t.port);
                 let cpu_before = cpu_secs(t.child.id());
+                let others_before = OTHERS.map(|(_, name)| cpu_of(name));
                 let load = run_wrk(&url, &script, c, a.duration);
                 let cpu = cpu_secs(t.child.id()) - cpu_before;
                 let ok = load.requests.saturating_sub(load.errors);
+                // Where else the machine's cores went (PostgreSQL and Redis run on them too).
+                let per_request = |secs: f64| secs * 1e6 / ok.max(1) as f64;
+                let mut line = format!("Tollgate {:.0} µs", per_request(cpu));
+                for ((what, name), before) in OTHERS.iter().zip(others_before) {
+                    let _ = write!(
+                        line,
+                        ", {what} {:.0} µs",
+                        per_request(cpu_of(*name) - before)
+                    );
+                }
+                eprintln!(
+                    "{label} stream={stream} c={c}: CPU per answered request: {line} (wrk's own \
+                     is not counted)"
+                );
                 let (ledger, _) = ledger_check(&t, before, since, ok).await;
                 // Tollgate's first byte, taken in turns with the floors' (1,000 rounds): a
                 // p99 is one slow moment in a hundred, and this machine has them.
