@@ -309,7 +309,10 @@ async fn an_unanswered_reservation_does_not_keep_its_hold(backend: Backend) {
         .unwrap()
         .refund();
     ledger.flush().await;
-    let balance = || async { q.balance(&q.user_key(uid)).await.unwrap() };
+    // A read that times out counts as "not yet": the release the ledger sends after the
+    // timeout can itself be held by the relay (it may leave before `slow` is cleared), and a
+    // read on the same connection then waits behind both held replies.
+    let balance = || async { q.balance(&q.user_key(uid)).await.ok().flatten() };
     assert_eq!(balance().await, Some(10_000));
     slow.store(true, Ordering::SeqCst);
     assert!(
@@ -317,7 +320,7 @@ async fn an_unanswered_reservation_does_not_keep_its_hold(backend: Backend) {
         "the reply came in time"
     );
     slow.store(false, Ordering::SeqCst);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while balance().await != Some(10_000) {
         assert!(
             std::time::Instant::now() < deadline,
