@@ -47,10 +47,7 @@ fn sse_body(chunks: usize) -> Vec<Bytes> {
 /// Whether the mocks note when each request reached them and when they answered it (see
 /// [`Stamps`]). Off under wrk's load, where a shared lock per request would slow the floor.
 static STAMPING: AtomicBool = AtomicBool::new(false);
-static STAMPS: Mutex<Stamps> = Mutex::new(Stamps {
-    arrived: None,
-    answered: None,
-});
+static STAMPS: Mutex<Stamps> = Mutex::new(Stamps::NONE);
 
 /// When the last request reached a mock's handler and when the handler handed its answer to
 /// actix. With one request in flight at a time (the first-byte rounds), they split a relay's
@@ -61,24 +58,24 @@ pub struct Stamps {
     pub answered: Option<Instant>,
 }
 
-/// Turns the stamps on (cleared) or off.
-pub fn stamping(on: bool) {
-    *STAMPS.lock().unwrap_or_else(|e| e.into_inner()) = Stamps {
+impl Stamps {
+    const NONE: Stamps = Stamps {
         arrived: None,
         answered: None,
     };
+}
+
+/// Turns the stamps on (cleared) or off.
+pub fn stamping(on: bool) {
+    take_stamps();
     STAMPING.store(on, Ordering::Relaxed);
 }
 
 /// The last request's stamps, cleared for the next one.
 pub fn take_stamps() -> Stamps {
-    let mut s = STAMPS.lock().unwrap_or_else(|e| e.into_inner());
     std::mem::replace(
-        &mut *s,
-        Stamps {
-            arrived: None,
-            answered: None,
-        },
+        &mut STAMPS.lock().unwrap_or_else(|e| e.into_inner()),
+        Stamps::NONE,
     )
 }
 

@@ -984,14 +984,13 @@ async fn write_batch(
             }
         }
     }
-    let Some(ldb) = log_db else {
-        return Ok(());
-    };
-    let rows: Vec<Log> = moves.iter().filter_map(|m| m.log.clone()).collect();
-    if rows.is_empty() {
-        return Ok(());
+    match log_db {
+        Some(ldb) if moves.iter().any(|m| m.log.is_some()) => {
+            let rows = |_| moves.iter().filter_map(|m| m.log.clone()).collect();
+            write_logs(ldb, batch.logs_cursor, to, rows).await
+        }
+        _ => Ok(()),
     }
-    write_logs(ldb, batch.logs_cursor, to, |_| rows.clone()).await
 }
 
 /// The movement's consume log with the quota really charged.

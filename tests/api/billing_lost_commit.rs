@@ -95,66 +95,21 @@ async fn a_batch_whose_commit_answer_is_lost_applies_once(
     mode: LedgerMode,
     logs_apart: bool,
 ) {
-    if !backend.enabled() {
-        eprintln!("skipped: backend {} not in TEST_DATABASES", backend.name());
-        return;
-    }
-    let Some(mode_env) = mode.env() else {
+    let Some(mut t) = Settling::behind_cutter(backend, mode, logs_apart, "lost commit").await
+    else {
         return;
     };
-    let database = TestDatabase::create(backend).await;
-    let log_database = if logs_apart {
-        Some(TestDatabase::create(backend).await)
-    } else {
-        None
-    };
-    let cutter = Cutter::default();
-    let behind = log_database.as_ref().unwrap_or(&database);
-    let proxied = cutter.proxy_for(&behind.url).await;
-    let mut extra = pairs(&mode_env);
-    extra.push((
-        if logs_apart { "LOG_SQL_DSN" } else { "SQL_DSN" },
-        proxied.as_str(),
-    ));
-    let app = start_on(database, &extra).await;
-    let (uid, tid, base) = ledger_payer(&app).await;
-    let ledger = app.state.relay.ledger.clone();
-    let held = ledger.reserve(base, 100).await.unwrap().unwrap();
-    let log = tollgate::store::logs::Log {
-        user_id: uid,
-        r#type: 2,
-        token_id: tid,
-        model_name: "gpt-4o".into(),
-        quota: 60,
-        content: "lost commit".into(),
-        ..Default::default()
-    };
-    cutter.armed.store(true, Ordering::SeqCst);
-    held.settle(0, 60, Some(log)).wait().await;
-    tokio::time::timeout(std::time::Duration::from_secs(30), ledger.flush())
+    t.cutter.armed.store(true, Ordering::SeqCst);
+    t.settle().await;
+    tokio::time::timeout(std::time::Duration::from_secs(30), t.ledger.flush())
         .await
         .expect("the batch was never written");
     assert_eq!(
-        cutter.cut.load(Ordering::SeqCst),
+        t.cutter.cut.load(Ordering::SeqCst),
         1,
         "the commit's answer should have been lost once"
     );
-    assert_eq!(
-        user_row(&app, uid).await.quota,
-        10_000 - 60,
-        "charged twice"
-    );
-    assert_eq!(token_row(&app, tid).await.remain_quota, 5_000 - 60);
-    let logs = consume_logs(&app, uid).await;
-    assert_eq!(
-        logs.iter().map(|l| l.quota).collect::<Vec<_>>(),
-        [60],
-        "logged twice"
-    );
-    app.finish().await;
-    if let Some(l) = log_database {
-        l.drop_database().await;
-    }
+    t.charged_and_logged_once("logged twice").await;
 }
 
 /// With Redis and the logs in their own database: the log database is unreachable for 6 s
@@ -163,38 +118,17 @@ async fn a_batch_whose_commit_answer_is_lost_applies_once(
 /// 13 a write-back round retried the logs 20 times in 4 s, then trimmed the stream: the log was
 /// lost.)
 async fn consume_logs_survive_a_log_database_outage(backend: Backend) {
-    if !backend.enabled() {
-        eprintln!("skipped: backend {} not in TEST_DATABASES", backend.name());
-        return;
-    }
-    let Some(mode_env) = LedgerMode::Redis.env() else {
+    let content = "while the log database was down";
+    let Some(mut t) = Settling::behind_cutter(backend, LedgerMode::Redis, true, content).await
+    else {
         return;
     };
-    let database = TestDatabase::create(backend).await;
-    let log_database = TestDatabase::create(backend).await;
-    let cutter = Cutter::default();
-    let proxied = cutter.proxy_for(&log_database.url).await;
-    let mut extra = pairs(&mode_env);
-    extra.push(("LOG_SQL_DSN", proxied.as_str()));
-    let app = start_on(database, &extra).await;
-    let (uid, tid, base) = ledger_payer(&app).await;
-    let ledger = app.state.relay.ledger.clone();
-    let held = ledger.reserve(base, 100).await.unwrap().unwrap();
-    let log = tollgate::store::logs::Log {
-        user_id: uid,
-        r#type: 2,
-        token_id: tid,
-        model_name: "gpt-4o".into(),
-        quota: 60,
-        content: "while the log database was down".into(),
-        ..Default::default()
-    };
-    cutter.down.store(true, Ordering::SeqCst);
-    held.settle(0, 60, Some(log)).wait().await;
+    t.cutter.down.store(true, Ordering::SeqCst);
+    t.settle().await;
     // The quota moves reach the main database while the log database is down.
     let mut quota = 0;
     for _ in 0..100 {
-        quota = user_row(&app, uid).await.quota;
+        quota = user_row(&t.app, t.uid).await.quota;
         if quota == 10_000 - 60 {
             break;
         }
@@ -207,24 +141,113 @@ async fn consume_logs_survive_a_log_database_outage(backend: Backend) {
     );
     // Past a round's retries (4 s), then the log database comes back.
     tokio::time::sleep(std::time::Duration::from_secs(6)).await;
-    cutter.down.store(false, Ordering::SeqCst);
-    tokio::time::timeout(std::time::Duration::from_secs(30), ledger.flush())
+    t.cutter.down.store(false, Ordering::SeqCst);
+    tokio::time::timeout(std::time::Duration::from_secs(30), t.ledger.flush())
         .await
         .expect("the write-back never caught up");
-    let logs = consume_logs(&app, uid).await;
-    assert_eq!(
-        logs.iter().map(|l| l.quota).collect::<Vec<_>>(),
-        [60],
-        "the consume log was lost (or written twice)"
-    );
-    assert_eq!(
-        user_row(&app, uid).await.quota,
-        10_000 - 60,
-        "charged twice"
-    );
-    assert_eq!(token_row(&app, tid).await.remain_quota, 5_000 - 60);
-    app.finish().await;
-    log_database.drop_database().await;
+    t.charged_and_logged_once("the consume log was lost (or written twice)")
+        .await;
+}
+
+/// An app whose ledger runs in a mode, with a [`Cutter`] in front of its main database or (logs
+/// apart) of a log database of its own, and a payer (10,000; a token of 5,000) holding a
+/// reservation of 100 that is to settle at 60 with a consume log.
+struct Settling {
+    app: crate::helpers::TestApp,
+    log_database: Option<TestDatabase>,
+    cutter: Cutter,
+    uid: i64,
+    tid: i64,
+    ledger: tollgate::billing::ledger::Ledger,
+    /// Taken by [`Settling::settle`].
+    held: Option<tollgate::billing::ledger::Reservation>,
+    log: tollgate::store::logs::Log,
+}
+
+impl Settling {
+    /// `None` (skipped) when the backend or the mode is not configured for the tests.
+    async fn behind_cutter(
+        backend: Backend,
+        mode: LedgerMode,
+        logs_apart: bool,
+        content: &str,
+    ) -> Option<Settling> {
+        if !backend.enabled() {
+            eprintln!("skipped: backend {} not in TEST_DATABASES", backend.name());
+            return None;
+        }
+        let mode_env = mode.env()?;
+        let database = TestDatabase::create(backend).await;
+        let log_database = if logs_apart {
+            Some(TestDatabase::create(backend).await)
+        } else {
+            None
+        };
+        let cutter = Cutter::default();
+        let behind = log_database.as_ref().unwrap_or(&database);
+        let proxied = cutter.proxy_for(&behind.url).await;
+        let mut extra: Vec<(&str, &str)> = mode_env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        extra.push((
+            if logs_apart { "LOG_SQL_DSN" } else { "SQL_DSN" },
+            proxied.as_str(),
+        ));
+        let app = start_on(database, &extra).await;
+        let (uid, tid, base) = ledger_payer(&app).await;
+        let ledger = app.state.relay.ledger.clone();
+        let held = ledger.reserve(base, 100).await.unwrap().unwrap();
+        let log = tollgate::store::logs::Log {
+            user_id: uid,
+            r#type: 2,
+            token_id: tid,
+            model_name: "gpt-4o".into(),
+            quota: 60,
+            content: content.into(),
+            ..Default::default()
+        };
+        Some(Settling {
+            app,
+            log_database,
+            cutter,
+            uid,
+            tid,
+            ledger,
+            held: Some(held),
+            log,
+        })
+    }
+
+    /// Settles the reservation at 60 with its consume log.
+    async fn settle(&mut self) {
+        let held = self.held.take().expect("settled once");
+        held.settle(0, 60, Some(self.log.clone())).wait().await;
+    }
+
+    /// Checks that the user and the token were charged 60 once and that one consume log of 60
+    /// is there (`logs` when not), then stops the app.
+    async fn charged_and_logged_once(self, logs: &str) {
+        assert_eq!(
+            user_row(&self.app, self.uid).await.quota,
+            10_000 - 60,
+            "charged twice"
+        );
+        assert_eq!(
+            token_row(&self.app, self.tid).await.remain_quota,
+            5_000 - 60
+        );
+        let found = consume_logs(&self.app, self.uid).await;
+        assert_eq!(
+            found.iter().map(|l| l.quota).collect::<Vec<_>>(),
+            [60],
+            "{logs}"
+        );
+        self.app.finish().await;
+        if let Some(l) = self.log_database {
+            l.drop_database().await;
+        }
+    }
 }
 
 /// A TCP relay to a database. While `down`, it cuts every connection (the database is
@@ -323,11 +346,6 @@ async fn relay(
     };
     // Either side ending drops both sockets: the cut.
     tokio::select! { _ = answers => {}, _ = queries => {} }
-}
-
-/// A ledger mode's environment as the `(name, value)` pairs `start_on` takes.
-fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
-    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
