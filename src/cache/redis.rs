@@ -61,13 +61,67 @@ impl RedisTarget {
                 nodes: parts.iter().map(|n| with_auth(n)).collect(),
             }));
         }
+        if let Some(rest) = ["unix://", "redis+unix://"]
+            .iter()
+            .find_map(|s| conn.strip_prefix(s))
+        {
+            return Ok(Some(RedisTarget::Standalone(unix_url(rest)?)));
+        }
         if !conn.starts_with("redis://") && !conn.starts_with("rediss://") {
             anyhow::bail!(
-                "REDIS_CONN_STRING must be a redis:// URL (or a host:port list with REDIS_MASTER_NAME)"
+                "REDIS_CONN_STRING must be a redis://, rediss:// or unix:// URL (or a host:port list with REDIS_MASTER_NAME)"
             );
         }
         Ok(Some(RedisTarget::Standalone(conn.to_string())))
     }
+}
+
+/// go-redis's socket form, `unix://[user:password@]/path/redis.sock[?db=N]` (the part after the
+/// scheme), as redis-rs reads it: `unix:///path/redis.sock?db=N&user=..&pass=..`. Go's URL parser
+/// takes credentials before an empty host; the `url` crate refuses them, hence by hand.
+fn unix_url(rest: &str) -> anyhow::Result<String> {
+    use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (creds, path) = match rest.rsplit_once('@') {
+        Some((c, p)) => (Some(c), p),
+        None => (None, rest),
+    };
+    if !path.starts_with('/') || path.len() < 2 {
+        anyhow::bail!("REDIS_CONN_STRING: a unix:// URL needs the socket's absolute path");
+    }
+    let mut params = Vec::new();
+    for (k, v) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+        if k == "db" {
+            v.parse::<i64>()
+                .map_err(|_| anyhow::anyhow!("REDIS_CONN_STRING: db={v} is not a number"))?;
+            params.push(format!("db={v}"));
+        }
+    }
+    let enc = |s: &str| -> anyhow::Result<String> {
+        let s = percent_decode_str(s).decode_utf8()?;
+        Ok(utf8_percent_encode(&s, NON_ALPHANUMERIC).to_string())
+    };
+    if let Some(c) = creds {
+        let (user, pass) = c.split_once(':').unwrap_or((c, ""));
+        if !user.is_empty() {
+            params.push(format!("user={}", enc(user)?));
+        }
+        if !pass.is_empty() {
+            params.push(format!("pass={}", enc(pass)?));
+        }
+    }
+    // Go's parser decodes the path; the `url` crate decodes it again in `to_file_path`.
+    const PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+        .add(b' ')
+        .add(b'#')
+        .add(b'?')
+        .add(b'%');
+    let path = percent_decode_str(path).decode_utf8()?;
+    let path = utf8_percent_encode(&path, PATH);
+    Ok(match params.is_empty() {
+        true => format!("unix://{path}"),
+        false => format!("unix://{path}?{}", params.join("&")),
+    })
 }
 
 /// Connections for any of the three modes.
@@ -873,6 +927,43 @@ mod tests {
         assert!(
             RedisTarget::from_config(&cfg(&[("REDIS_CONN_STRING", "localhost:6379")])).is_err()
         );
+    }
+
+    /// go-redis's `unix://[user:password@]/path?db=N`, turned into what redis-rs reads.
+    #[test]
+    fn unix_socket_urls_follow_go_redis() {
+        let standalone =
+            |conn: &str| match RedisTarget::from_config(&cfg(&[("REDIS_CONN_STRING", conn)])) {
+                Ok(Some(RedisTarget::Standalone(url))) => Ok(url),
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => Err(e.to_string()),
+            };
+        assert_eq!(
+            standalone("unix:///run/redis/redis.sock").unwrap(),
+            "unix:///run/redis/redis.sock"
+        );
+        let url = standalone("unix://app:p%40ss:w@/run/my redis/redis.sock?db=3").unwrap();
+        assert_eq!(
+            url,
+            "unix:///run/my%20redis/redis.sock?db=3&user=app&pass=p%40ss%3Aw"
+        );
+        let info = redis::IntoConnectionInfo::into_connection_info(url.as_str()).unwrap();
+        assert_eq!(
+            info.addr(),
+            &redis::ConnectionAddr::Unix("/run/my redis/redis.sock".into())
+        );
+        let settings = info.redis_settings();
+        assert_eq!(settings.db(), 3);
+        assert_eq!(settings.username(), Some("app"));
+        assert_eq!(settings.password(), Some("p@ss:w"));
+        assert_eq!(
+            standalone("redis+unix://:secret@/tmp/r.sock").unwrap(),
+            "unix:///tmp/r.sock?pass=secret"
+        );
+        for bad in ["unix://", "unix://relative.sock", "unix:///tmp/r.sock?db=x"] {
+            let e = standalone(bad).unwrap_err();
+            assert!(e.contains("REDIS_CONN_STRING"), "{bad}: {e}");
+        }
     }
 
     fn redis_url() -> Option<String> {

@@ -65,7 +65,8 @@ pub fn normalize_dsn(dsn: &str) -> anyhow::Result<String> {
     )
 }
 
-/// `user:pass@tcp(host:port)/db?param=value` -> `mysql://user:pass@host:port/db`.
+/// `user:pass@tcp(host:port)/db?param=value` -> `mysql://user:pass@host:port/db`, and
+/// `user:pass@unix(/path/mysqld.sock)/db` -> `mysql://user:pass@localhost/db?socket=/path/...`.
 /// Go driver parameters (`charset`, `parseTime`, `loc`) have no meaning for sqlx and are dropped.
 fn go_mysql_dsn(dsn: &str) -> anyhow::Result<String> {
     use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
@@ -74,11 +75,32 @@ fn go_mysql_dsn(dsn: &str) -> anyhow::Result<String> {
         Some((u, p)) => (u, Some(p)),
         None => (creds, None),
     };
-    let (addr, db_part) = rest.split_once('/').unwrap_or((rest, ""));
+    let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
+    // A socket path holds slashes: the address ends at its closing parenthesis.
+    let (addr, db_part) = match rest.strip_prefix("unix(") {
+        Some(r) => {
+            let (path, after) = r
+                .split_once(')')
+                .context("MySQL DSN: unix( has no closing parenthesis")?;
+            (
+                format!("unix({path})"),
+                after.strip_prefix('/').unwrap_or(after),
+            )
+        }
+        None => {
+            let (a, d) = rest.split_once('/').unwrap_or((rest, ""));
+            (a.to_string(), d)
+        }
+    };
+    let mut socket = None;
     let host = if let Some(inner) = addr.strip_prefix("tcp(").and_then(|a| a.strip_suffix(')')) {
         inner.to_string()
-    } else if addr.starts_with("unix(") {
-        bail!("MySQL DSN over a unix socket is not supported; use tcp(host:port)")
+    } else if let Some(path) = addr.strip_prefix("unix(").and_then(|a| a.strip_suffix(')')) {
+        if path.is_empty() {
+            bail!("MySQL DSN: unix() names no socket");
+        }
+        socket = Some(path.to_string());
+        "localhost".to_string()
     } else if addr.is_empty() {
         "127.0.0.1:3306".to_string()
     } else {
@@ -88,12 +110,14 @@ fn go_mysql_dsn(dsn: &str) -> anyhow::Result<String> {
     if db.is_empty() {
         bail!("MySQL DSN names no database (…/dbname)");
     }
-    let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
     let auth = match pass {
         Some(p) => format!("{}:{}", enc(user), enc(p)),
         None => enc(user),
     };
-    Ok(format!("mysql://{auth}@{host}/{db}"))
+    Ok(match socket {
+        Some(path) => format!("mysql://{auth}@{host}/{db}?socket={}", enc(&path)),
+        None => format!("mysql://{auth}@{host}/{db}"),
+    })
 }
 
 /// Rewrites `?` placeholders to `$1, $2, ...` (PostgreSQL). Statements never contain a literal
@@ -224,6 +248,14 @@ mod tests {
             "mysql://u:p%40ss%2Fw@db:3306/x"
         );
         assert!(normalize_dsn("root@tcp(db:3306)/").is_err());
+        // Over the server's unix socket, as Go's driver writes it.
+        assert_eq!(
+            normalize_dsn("root:p@ss@unix(/run/mysqld/mysqld.sock)/oneapi?parseTime=true").unwrap(),
+            "mysql://root:p%40ss@localhost/oneapi?socket=%2Frun%2Fmysqld%2Fmysqld%2Esock"
+        );
+        assert!(normalize_dsn("root@unix()/oneapi").is_err());
+        assert!(normalize_dsn("root@unix(/run/mysqld.sock/oneapi").is_err());
+        assert!(normalize_dsn("root@unix(/run/mysqld.sock)/").is_err());
         assert!(normalize_dsn("nonsense").is_err());
     }
 

@@ -36,4 +36,5 @@ mod relay_stream;
 mod relay_vendors;
 mod shared_cache;
 mod tokens;
+mod unix_sockets;
 mod users;
