@@ -705,8 +705,15 @@ async fn main() -> anyhow::Result<()> {
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut conn)
             .await?;
-        let base = pg.rsplit_once('/').map(|(b, _)| b).unwrap_or(pg);
-        let url = format!("{base}/{name}");
+        // Keep the query (`?host=/var/run/postgresql` for a unix socket) after the new name.
+        let (path, query) = pg
+            .split_once('?')
+            .map_or((pg.as_str(), ""), |(p, q)| (p, q));
+        let base = path.rsplit_once('/').map(|(b, _)| b).unwrap_or(path);
+        let url = match query {
+            "" => format!("{base}/{name}"),
+            q => format!("{base}/{name}?{q}"),
+        };
         scratch_db = Some((pg.clone(), name.clone()));
         let label = if a.redis.is_some() {
             "tollgate pg+redis 1ch"
