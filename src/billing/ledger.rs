@@ -669,8 +669,12 @@ async fn write_back(ledger: &Ledger, q: &QuotaStore) -> anyhow::Result<usize> {
     let mut written = 0;
     let mut failed = None;
     for shard in 0..SHARDS {
+        // Where the next read starts; and whether the log database failed this round, after
+        // which the round goes on with the quota moves only and trims nothing.
+        let mut after = None;
+        let mut logs_down = false;
         loop {
-            let entries = q.read_stream(shard, BATCH).await?;
+            let entries = q.read_stream(shard, after, BATCH).await?;
             let Some(last) = entries.last().map(|e| e.id) else {
                 break;
             };
@@ -706,6 +710,15 @@ async fn write_back(ledger: &Ledger, q: &QuotaStore) -> anyhow::Result<usize> {
             }
             tx.commit().await?;
             written += moves.len() - done;
+            after = Some(last);
+            if logs_down {
+                // Nothing is trimmed now: entries whose moves are in need no second read.
+                after = Some(last.max(from));
+                if entries.len() < BATCH {
+                    break;
+                }
+                continue;
+            }
             if let Some(ldb) = &ledger.log_db {
                 // Logs in their own database follow the quota moves, from the entries still in
                 // the stream: those whose moves are committed but whose logs are not (a log
@@ -726,7 +739,13 @@ async fn write_back(ledger: &Ledger, q: &QuotaStore) -> anyhow::Result<usize> {
                     if let Err(e) = write_logs(ldb, &logs_cursor, last, rows_after).await {
                         tracing::error!(error = %e, shard, "consume logs not written yet; kept in Redis");
                         failed = Some(e);
-                        break;
+                        // The balances in the main database keep up meanwhile.
+                        logs_down = true;
+                        after = Some(last.max(from));
+                        if entries.len() < BATCH {
+                            break;
+                        }
+                        continue;
                     }
                 }
             }

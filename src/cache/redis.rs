@@ -724,11 +724,19 @@ impl QuotaStore {
         Ok(n == 1)
     }
 
-    /// Up to `count` movements of a shard's stream, oldest first.
-    pub async fn read_stream(&self, shard: i64, count: usize) -> anyhow::Result<Vec<StreamEntry>> {
+    /// Up to `count` movements of a shard's stream, oldest first: from its start, or after the
+    /// entry `after`.
+    pub async fn read_stream(
+        &self,
+        shard: i64,
+        after: Option<(i64, i64)>,
+        count: usize,
+    ) -> anyhow::Result<Vec<StreamEntry>> {
         let key = self.stream_key(shard);
+        // The next possible id after `after` (an exclusive "(id" needs Redis 6.2).
+        let start = after.map_or("-".to_string(), |(ms, seq)| format!("{ms}-{}", seq + 1));
         let raw: Vec<(String, Vec<String>)> = with_conn!(&self.pool, c => {
-            redis::cmd("XRANGE").arg(key).arg("-").arg("+").arg("COUNT").arg(count)
+            redis::cmd("XRANGE").arg(key).arg(&start).arg("+").arg("COUNT").arg(count)
                 .query_async(&mut c).await?
         });
         raw.into_iter()
@@ -1082,11 +1090,17 @@ mod tests {
         assert!(!q.release(1, Some(5), "h1", 20).await.unwrap());
         assert_eq!(q.balance(&q.user_key(1)).await.unwrap(), Some(70));
         assert!(q.holds(1).await.unwrap().is_empty());
-        let moves = q.read_stream(1, 10).await.unwrap();
+        let moves = q.read_stream(1, None, 10).await.unwrap();
         assert_eq!(moves.len(), 1);
         assert_eq!(moves[0].charged, 30);
+        assert!(
+            q.read_stream(1, Some(moves[0].id), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         q.trim_stream(1, moves[0].id).await.unwrap();
-        assert!(q.read_stream(1, 10).await.unwrap().is_empty());
+        assert!(q.read_stream(1, None, 10).await.unwrap().is_empty());
 
         // A committed change moves a live balance, and makes a racing load retry.
         q.credit("test:1", 1, None, 5).await.unwrap();

@@ -45,6 +45,16 @@ async fn mysql_redis_logs_survive_a_log_database_outage() {
     consume_logs_survive_a_log_database_outage(Backend::MySql).await
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_redis_quota_moves_pass_a_long_log_database_outage() {
+    quota_moves_pass_a_long_log_database_outage(Backend::Postgres).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_redis_quota_moves_pass_a_long_log_database_outage() {
+    quota_moves_pass_a_long_log_database_outage(Backend::MySql).await
+}
+
 /// Each process's writer keeps a cursor row; a process starting deletes those of writers that
 /// started more than 30 days ago, and keeps the others.
 async fn writer_cursors_of_long_gone_processes_are_pruned(backend: Backend) {
@@ -149,6 +159,56 @@ async fn consume_logs_survive_a_log_database_outage(backend: Backend) {
         .await;
 }
 
+/// The log database down while a shard's stream grows past one write-back batch (2,000
+/// entries): the quota moves of all of them reach the main database meanwhile, and each consume
+/// log is written once when the log database is back. (Until session 14 the shard's write-back
+/// stopped at its first batch for as long as the log database was down: the main database's
+/// balances lagged behind Redis's.)
+async fn quota_moves_pass_a_long_log_database_outage(backend: Backend) {
+    const MORE: i64 = 2_100;
+    let Some(mut t) =
+        Settling::behind_cutter(backend, LedgerMode::Redis, true, "a long outage").await
+    else {
+        return;
+    };
+    t.cutter.down.store(true, Ordering::SeqCst);
+    t.settle().await;
+    for _ in 0..MORE {
+        let held = t.ledger.reserve(t.base.clone(), 1).await.unwrap().unwrap();
+        let log = tollgate::store::logs::Log {
+            quota: 1,
+            ..t.log.clone()
+        };
+        held.settle(0, 1, Some(log)).wait().await;
+    }
+    let want = 10_000 - 60 - MORE;
+    let mut quota = 0;
+    for _ in 0..300 {
+        quota = user_row(&t.app, t.uid).await.quota;
+        if quota == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(quota, want, "the quota moves stopped behind the logs");
+    t.cutter.down.store(false, Ordering::SeqCst);
+    tokio::time::timeout(std::time::Duration::from_secs(60), t.ledger.flush())
+        .await
+        .expect("the write-back never caught up");
+    let found = consume_logs(&t.app, t.uid).await;
+    assert_eq!(found.len() as i64, MORE + 1, "a log lost or written twice");
+    assert_eq!(found.iter().map(|l| l.quota).sum::<i64>(), 60 + MORE);
+    assert_eq!(user_row(&t.app, t.uid).await.quota, want);
+    assert_eq!(
+        token_row(&t.app, t.tid).await.remain_quota,
+        5_000 - 60 - MORE
+    );
+    t.app.finish().await;
+    if let Some(l) = t.log_database {
+        l.drop_database().await;
+    }
+}
+
 /// An app whose ledger runs in a mode, with a [`Cutter`] in front of its main database or (logs
 /// apart) of a log database of its own, and a payer (10,000; a token of 5,000) holding a
 /// reservation of 100 that is to settle at 60 with a consume log.
@@ -159,6 +219,8 @@ struct Settling {
     uid: i64,
     tid: i64,
     ledger: tollgate::billing::ledger::Ledger,
+    /// The payer's movement, for more reservations.
+    base: tollgate::store::ledger::Movement,
     /// Taken by [`Settling::settle`].
     held: Option<tollgate::billing::ledger::Reservation>,
     log: tollgate::store::logs::Log,
@@ -197,7 +259,7 @@ impl Settling {
         let app = start_on(database, &extra).await;
         let (uid, tid, base) = ledger_payer(&app).await;
         let ledger = app.state.relay.ledger.clone();
-        let held = ledger.reserve(base, 100).await.unwrap().unwrap();
+        let held = ledger.reserve(base.clone(), 100).await.unwrap().unwrap();
         let log = tollgate::store::logs::Log {
             user_id: uid,
             r#type: 2,
@@ -214,6 +276,7 @@ impl Settling {
             uid,
             tid,
             ledger,
+            base,
             held: Some(held),
             log,
         })
