@@ -710,16 +710,7 @@ async fn write_back(ledger: &Ledger, q: &QuotaStore) -> anyhow::Result<usize> {
             }
             tx.commit().await?;
             written += moves.len() - done;
-            after = Some(last);
-            if logs_down {
-                // Nothing is trimmed now: entries whose moves are in need no second read.
-                after = Some(last.max(from));
-                if entries.len() < BATCH {
-                    break;
-                }
-                continue;
-            }
-            if let Some(ldb) = &ledger.log_db {
+            if let (Some(ldb), false) = (&ledger.log_db, logs_down) {
                 // Logs in their own database follow the quota moves, from the entries still in
                 // the stream: those whose moves are committed but whose logs are not (a log
                 // database that was down, a node that stopped in between) too. The stream keeps
@@ -739,17 +730,18 @@ async fn write_back(ledger: &Ledger, q: &QuotaStore) -> anyhow::Result<usize> {
                     if let Err(e) = write_logs(ldb, &logs_cursor, last, rows_after).await {
                         tracing::error!(error = %e, shard, "consume logs not written yet; kept in Redis");
                         failed = Some(e);
-                        // The balances in the main database keep up meanwhile.
+                        // The main database's balances keep up meanwhile.
                         logs_down = true;
-                        after = Some(last.max(from));
-                        if entries.len() < BATCH {
-                            break;
-                        }
-                        continue;
                     }
                 }
             }
-            q.trim_stream(shard, last).await?;
+            if logs_down {
+                // Nothing is trimmed: entries whose moves are in need no second read.
+                after = Some(last.max(from));
+            } else {
+                q.trim_stream(shard, last).await?;
+                after = Some(last);
+            }
             if entries.len() < BATCH {
                 break;
             }

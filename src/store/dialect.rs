@@ -76,35 +76,27 @@ fn go_mysql_dsn(dsn: &str) -> anyhow::Result<String> {
         None => (creds, None),
     };
     let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
-    // A socket path holds slashes: the address ends at its closing parenthesis.
-    let (addr, db_part) = match rest.strip_prefix("unix(") {
-        Some(r) => {
-            let (path, after) = r
-                .split_once(')')
-                .context("MySQL DSN: unix( has no closing parenthesis")?;
-            (
-                format!("unix({path})"),
-                after.strip_prefix('/').unwrap_or(after),
-            )
-        }
-        None => {
-            let (a, d) = rest.split_once('/').unwrap_or((rest, ""));
-            (a.to_string(), d)
-        }
-    };
-    let mut socket = None;
-    let host = if let Some(inner) = addr.strip_prefix("tcp(").and_then(|a| a.strip_suffix(')')) {
-        inner.to_string()
-    } else if let Some(path) = addr.strip_prefix("unix(").and_then(|a| a.strip_suffix(')')) {
+    let (host, socket, db_part) = if let Some(r) = rest.strip_prefix("unix(") {
+        // A socket path holds slashes: the address ends at its closing parenthesis.
+        let (path, after) = r
+            .split_once(')')
+            .context("MySQL DSN: unix( has no closing parenthesis")?;
         if path.is_empty() {
             bail!("MySQL DSN: unix() names no socket");
         }
-        socket = Some(path.to_string());
-        "localhost".to_string()
-    } else if addr.is_empty() {
-        "127.0.0.1:3306".to_string()
+        let db_part = after.strip_prefix('/').unwrap_or(after);
+        ("localhost".to_string(), Some(path), db_part)
     } else {
-        addr.to_string()
+        let (addr, db_part) = rest.split_once('/').unwrap_or((rest, ""));
+        let host = if let Some(inner) = addr.strip_prefix("tcp(").and_then(|a| a.strip_suffix(')'))
+        {
+            inner.to_string()
+        } else if addr.is_empty() {
+            "127.0.0.1:3306".to_string()
+        } else {
+            addr.to_string()
+        };
+        (host, None, db_part)
     };
     let db = db_part.split('?').next().unwrap_or_default();
     if db.is_empty() {
@@ -115,7 +107,7 @@ fn go_mysql_dsn(dsn: &str) -> anyhow::Result<String> {
         None => enc(user),
     };
     Ok(match socket {
-        Some(path) => format!("mysql://{auth}@{host}/{db}?socket={}", enc(&path)),
+        Some(path) => format!("mysql://{auth}@{host}/{db}?socket={}", enc(path)),
         None => format!("mysql://{auth}@{host}/{db}"),
     })
 }
