@@ -35,25 +35,28 @@ lost_commit_test! {
 
 crate::db_test!(writer_cursors_of_long_gone_processes_are_pruned);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_redis_logs_survive_a_log_database_outage() {
-    consume_logs_survive_a_log_database_outage(Backend::Postgres).await
+/// One test on PostgreSQL and one on MySQL (the [`Cutter`] needs a network database), with the
+/// ledger in Redis, for an `async fn name(backend: Backend)`.
+macro_rules! redis_outage_test {
+    ($($name:ident),+) => {$(
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres_redis() {
+                super::$name(Backend::Postgres).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mysql_redis() {
+                super::$name(Backend::MySql).await
+            }
+        }
+    )+};
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mysql_redis_logs_survive_a_log_database_outage() {
-    consume_logs_survive_a_log_database_outage(Backend::MySql).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_redis_quota_moves_pass_a_long_log_database_outage() {
-    quota_moves_pass_a_long_log_database_outage(Backend::Postgres).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mysql_redis_quota_moves_pass_a_long_log_database_outage() {
-    quota_moves_pass_a_long_log_database_outage(Backend::MySql).await
-}
+redis_outage_test!(
+    consume_logs_survive_a_log_database_outage,
+    quota_moves_pass_a_long_log_database_outage
+);
 
 /// Each process's writer keeps a cursor row; a process starting deletes those of writers that
 /// started more than 30 days ago, and keeps the others.
@@ -136,14 +139,7 @@ async fn consume_logs_survive_a_log_database_outage(backend: Backend) {
     t.cutter.down.store(true, Ordering::SeqCst);
     t.settle().await;
     // The quota moves reach the main database while the log database is down.
-    let mut quota = 0;
-    for _ in 0..100 {
-        quota = user_row(&t.app, t.uid).await.quota;
-        if quota == 10_000 - 60 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let quota = t.user_quota_reaching(10_000 - 60, 5).await;
     assert_eq!(
         quota,
         10_000 - 60,
@@ -182,14 +178,7 @@ async fn quota_moves_pass_a_long_log_database_outage(backend: Backend) {
         held.settle(0, 1, Some(log)).wait().await;
     }
     let want = 10_000 - 60 - MORE;
-    let mut quota = 0;
-    for _ in 0..300 {
-        quota = user_row(&t.app, t.uid).await.quota;
-        if quota == want {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let quota = t.user_quota_reaching(want, 30).await;
     assert_eq!(quota, want, "the quota moves stopped behind the logs");
     t.cutter.down.store(false, Ordering::SeqCst);
     tokio::time::timeout(std::time::Duration::from_secs(60), t.ledger.flush())
@@ -203,10 +192,7 @@ async fn quota_moves_pass_a_long_log_database_outage(backend: Backend) {
         token_row(&t.app, t.tid).await.remain_quota,
         5_000 - 60 - MORE
     );
-    t.app.finish().await;
-    if let Some(l) = t.log_database {
-        l.drop_database().await;
-    }
+    t.finish().await;
 }
 
 /// An app whose ledger runs in a mode, with a [`Cutter`] in front of its main database or (logs
@@ -306,6 +292,23 @@ impl Settling {
             [60],
             "{logs}"
         );
+        self.finish().await;
+    }
+
+    /// The payer's quota in the main database once it is `want`, or as it is after `secs`.
+    async fn user_quota_reaching(&self, want: i64, secs: u64) -> i64 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let quota = user_row(&self.app, self.uid).await.quota;
+            if quota == want || std::time::Instant::now() >= deadline {
+                return quota;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the app and drops its databases.
+    async fn finish(self) {
         self.app.finish().await;
         if let Some(l) = self.log_database {
             l.drop_database().await;

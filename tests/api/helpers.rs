@@ -96,6 +96,17 @@ pub fn redis_url() -> Option<String> {
         .filter(|u| !u.is_empty())
 }
 
+/// `GET key` on the Redis at `url`.
+pub async fn redis_get(url: &str, key: &str) -> Option<String> {
+    let client = redis::Client::open(url).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut c)
+        .await
+        .unwrap()
+}
+
 /// Generates one test per backend and ledger mode for an
 /// `async fn name(backend: Backend, mode: LedgerMode)`.
 #[macro_export]
@@ -184,6 +195,11 @@ impl TestDatabase {
                 }
             }
         }
+    }
+
+    /// The database's name on PostgreSQL and MySQL.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub async fn drop_database(&self) {

@@ -12,13 +12,7 @@ use crate::relay_helpers::*;
 db_test!(tokens_and_users_are_shared_through_redis);
 
 async fn redis_get(key: &str) -> Option<String> {
-    let client = redis::Client::open(redis_url()?.as_str()).unwrap();
-    let mut c = client.get_multiplexed_async_connection().await.unwrap();
-    redis::cmd("GET")
-        .arg(key)
-        .query_async(&mut c)
-        .await
-        .unwrap()
+    crate::helpers::redis_get(&redis_url()?, key).await
 }
 
 async fn tokens_and_users_are_shared_through_redis(backend: Backend) {

@@ -10,7 +10,8 @@ use serde_json::json;
 use sqlx::Row;
 
 use crate::helpers::{
-    Backend, TestApp, TestDatabase, mysql_admin_url, postgres_admin_url, redis_url, start_on,
+    Backend, TestApp, TestDatabase, mysql_admin_url, postgres_admin_url, redis_get, redis_url,
+    start_on,
 };
 use crate::mock_upstream::{MockUpstream, Reply, chat_completion};
 use crate::relay_helpers::*;
@@ -56,14 +57,7 @@ impl SocketRedis {
     }
 
     async fn get(&self, key: &str) -> Option<String> {
-        let url = format!("unix://{}", self.socket.display());
-        let client = redis::Client::open(url.as_str()).unwrap();
-        let mut c = client.get_multiplexed_async_connection().await.unwrap();
-        redis::cmd("GET")
-            .arg(key)
-            .query_async(&mut c)
-            .await
-            .unwrap()
+        redis_get(&format!("unix://{}", self.socket.display()), key).await
     }
 }
 
@@ -72,10 +66,6 @@ impl Drop for SocketRedis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn db_name(database: &TestDatabase) -> String {
-    database.url.rsplit('/').next().unwrap().to_string()
 }
 
 async fn admin_value(url: &str, sql: &str) -> String {
@@ -121,7 +111,7 @@ async fn mysql_and_redis_over_unix_sockets() {
     assert!(Path::new(&mysql_socket).exists(), "{mysql_socket}");
     let dsn = format!(
         "root@unix({mysql_socket})/{}?parseTime=true",
-        db_name(&database)
+        database.name()
     );
     let prefix = format!("t{}:", uuid::Uuid::new_v4().simple());
     let app = start_on(
@@ -171,7 +161,7 @@ async fn postgres_over_its_unix_socket() {
     let dir = dirs.split(',').next().unwrap().trim().to_string();
     let dsn = format!(
         "postgres://postgres@localhost/{}?host={dir}",
-        db_name(&database)
+        database.name()
     );
     let app = start_on(database, &[("SQL_DSN", &dsn)]).await;
 
