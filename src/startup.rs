@@ -64,6 +64,41 @@ pub fn http_client(cfg: &Config) -> anyhow::Result<reqwest::Client> {
     Ok(b.build()?)
 }
 
+/// The listening socket's backlog: the kernel caps it at `net.core.somaxconn` (4096 on current
+/// Linux), as it does for Go's listeners in One API.
+const LISTEN_BACKLOG: i32 = 65_535;
+
+/// Binds the server's port like `TcpListener::bind`, but with a backlog of [`LISTEN_BACKLOG`]
+/// instead of std's 128: past 128 connections waiting for `accept` (a burst of new clients
+/// while the workers are busy), the kernel drops further handshakes and those clients wait for
+/// TCP's retransmission, a second or more.
+pub fn bind_listener(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::net::ToSocketAddrs;
+    let mut last = None;
+    for addr in (host, port).to_socket_addrs()? {
+        let bound = (|| {
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            // As std does on Unix: a restart may bind while old connections sit in TIME_WAIT.
+            #[cfg(unix)]
+            socket.set_reuse_address(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(LISTEN_BACKLOG)?;
+            Ok::<_, std::io::Error>(TcpListener::from(socket))
+        })();
+        match bound {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("no address for {host}"),
+        )
+    }))
+}
+
 /// Makes ring the process's rustls provider (idempotent); every reqwest client needs one.
 pub fn install_crypto_provider() {
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -96,7 +131,7 @@ pub struct Application {
 impl Application {
     pub async fn build(cfg: Config) -> anyhow::Result<Self> {
         let (db, log_db) = prepare_databases(&cfg).await?;
-        let listener = TcpListener::bind((cfg.host.as_str(), cfg.port))?;
+        let listener = bind_listener(&cfg.host, cfg.port)?;
         Self::build_with(cfg, db, log_db, listener).await
     }
 
@@ -314,6 +349,28 @@ mod tests {
         // ClientHello") instead of hanging the test. Refused when the server is done already.
         let _ = std::net::TcpStream::connect(addr);
         server.join().unwrap()
+    }
+
+    /// Connections wait in the accept queue while the workers are busy: far more than std's 128
+    /// must fit (here 300, none accepted), or the kernel drops the rest's handshakes and their
+    /// requests wait for TCP's retransmissions, a second or more.
+    #[tokio::test]
+    async fn a_burst_of_connections_fits_the_accept_queue() {
+        let listener = bind_listener("127.0.0.1", 0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(4096);
+        let n = 300.min(somaxconn);
+        let connects = (0..n).map(|_| async move {
+            let wait = std::time::Duration::from_secs(3);
+            tokio::time::timeout(wait, tokio::net::TcpStream::connect(addr)).await
+        });
+        let done = futures_util::future::join_all(connects).await;
+        let connected = done.iter().filter(|c| matches!(c, Ok(Ok(_)))).count();
+        assert_eq!(connected, n, "connections queued without an accept");
+        drop(listener);
     }
 
     /// Offering `h2` would let a provider multiplex every stream of a worker onto one

@@ -6,7 +6,6 @@
 #![allow(dead_code)] // shared by every test module; not each uses every helper
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -314,7 +313,7 @@ pub async fn start_on(database: TestDatabase, extra: &[(&str, &str)]) -> TestApp
     capture_server_logs();
     let cfg = Config::from_map(&test_env(&database, extra)).expect("test config");
     let (db, log_db) = prepare_databases(&cfg).await.expect("prepare databases");
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let listener = tollgate::startup::bind_listener("127.0.0.1", 0).expect("bind");
     let app = Application::build_with(cfg, db, log_db, listener)
         .await
         .expect("build app");

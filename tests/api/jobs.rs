@@ -2,7 +2,6 @@
 //! log retention; their timers run on a master and not on a slave.
 
 use std::collections::HashSet;
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -344,7 +343,7 @@ async fn start_node(
     cfg.channel_test_frequency = Some(Duration::from_secs(1));
     cfg.channel_update_frequency = Some(Duration::from_secs(1));
     let (db, log_db) = prepare_databases(&cfg).await.expect("databases");
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let listener = tollgate::startup::bind_listener("127.0.0.1", 0).expect("bind");
     let app = Application::build_with(cfg, db, log_db, listener)
         .await
         .expect("build");
