@@ -886,17 +886,24 @@ async fn main() -> anyhow::Result<()> {
                 format!("http://127.0.0.1:{}/v1/chat/completions", t.port),
             ),
         ] {
+            // Each target's first 2 s, then a run of its own: the relays open their 512 upstream
+            // connections in the first wave of the first run and pool them for the second (wrk
+            // connects anew in both). In one 5 s run that first wave is about 1% of the
+            // requests, so the p99 measured the start-up, not the load.
+            let first = run_wrk(&target, &script, 512, 2);
             let load = run_wrk(&target, &script, 512, a.duration);
-            rows.push(Row_ {
-                scenario: label.into(),
-                stream: false,
-                concurrency: 512,
-                load,
-                ttfb_p99: None,
-                rss_mb: None,
-                cpu_us: None,
-                ledger: String::new(),
-            });
+            for (scenario, load) in [(format!("{label}, first 2 s"), first), (label.into(), load)] {
+                rows.push(Row_ {
+                    scenario,
+                    stream: false,
+                    concurrency: 512,
+                    load,
+                    ttfb_p99: None,
+                    rss_mb: None,
+                    cpu_us: None,
+                    ledger: String::new(),
+                });
+            }
         }
     }
 
@@ -1039,12 +1046,8 @@ fn render(rows: &[Row_]) -> String {
          |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
-        // The 50 ms rows compare with the 50 ms floors.
-        let suffix = if r.scenario.ends_with(" 50ms") {
-            " 50ms"
-        } else {
-            ""
-        };
+        // The 50 ms rows compare with the 50 ms floors (their first 2 s with theirs).
+        let suffix = r.scenario.find(" 50ms").map_or("", |i| &r.scenario[i..]);
         let direct = find(&format!("direct (mock){suffix}"), r.stream, r.concurrency);
         let proxy = find(
             &format!("pass-through proxy{suffix}"),
