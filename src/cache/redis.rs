@@ -333,7 +333,8 @@ pub enum Reserve {
 pub const SHARDS: i64 = 8;
 
 const RESERVE: &str = r#"
--- KEYS: user balance, holds, [token balance]. ARGV: amount, hold id, hold value, ttl.
+-- KEYS: user balance, holds, [token balance]. ARGV: amount, hold id, hold value, ttl (0: leave
+-- the balances' expiry as it is).
 local amount = tonumber(ARGV[1])
 local u = redis.call('GET', KEYS[1])
 if not u then return 0 end
@@ -349,8 +350,10 @@ if amount > 0 then
   if t then redis.call('DECRBY', KEYS[3], amount) end
   redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 end
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-if t then redis.call('EXPIRE', KEYS[3], ARGV[4]) end
+if ARGV[4] ~= '0' then
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  if t then redis.call('EXPIRE', KEYS[3], ARGV[4]) end
+end
 return 1
 "#;
 
@@ -450,6 +453,12 @@ redis.call('DEL', KEYS[1])
 return 1
 "#;
 
+/// How often a node pushes a balance's expiry back to a day from now, at most: an active user's
+/// balance then never comes near its expiry (nor do the movements waiting in the stream), and
+/// most reservations skip their two `EXPIRE`s, a quarter of the script's cost in Redis (4.1 µs a
+/// call with them, 3.05 without, measured alone).
+const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Receipts dropped per `HDEL`, and holds read per `HSCAN` (see [`QuotaStore::forget`]).
 const FORGET_CHUNK: usize = 500;
 
@@ -474,6 +483,8 @@ pub struct QuotaStore {
     holds: Vec<String>,
     streams: Vec<String>,
     ttl: u64,
+    /// The balances (user, token) whose expiry this node pushed back within [`REFRESH_EVERY`].
+    refreshed: moka::sync::Cache<(i64, Option<i64>), ()>,
     reserve: Script,
     settle: Script,
     release: Script,
@@ -493,6 +504,10 @@ impl QuotaStore {
             streams: tags.iter().map(|t| format!("{t}:moves")).collect(),
             tags,
             ttl: 86_400,
+            refreshed: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(REFRESH_EVERY)
+                .build(),
             reserve: Script::new(RESERVE),
             settle: Script::new(SETTLE),
             release: Script::new(RELEASE),
@@ -624,8 +639,13 @@ impl QuotaStore {
         if let Some(t) = token {
             inv.key(self.token_key(user_id, t));
         }
-        inv.arg(amount).arg(hold_id).arg(hold_value).arg(self.ttl);
+        let refresh = !self.refreshed.contains_key(&(user_id, token));
+        let ttl = if refresh { self.ttl } else { 0 };
+        inv.arg(amount).arg(hold_id).arg(hold_value).arg(ttl);
         let code: i64 = with_conn!(&self.pool, c => inv.invoke_async(&mut c).await?);
+        if refresh && code == 1 {
+            self.refreshed.insert((user_id, token), ());
+        }
         Ok(match code {
             1 => Reserve::Ok,
             2 => Reserve::UserShort,
@@ -1191,6 +1211,66 @@ mod tests {
         assert_eq!(ok, 14);
         assert_eq!(q.balance(&q.user_key(3)).await.unwrap(), Some(2));
         cleanup(&q).await.unwrap();
+    }
+
+    /// A reservation pushes its balances' expiry back to a day from now, but a node does so at
+    /// most once per [`REFRESH_EVERY`] for the same balances: in between, the script leaves the
+    /// expiry alone.
+    #[tokio::test]
+    async fn reservations_push_the_balances_expiry_back_now_and_then() {
+        let Some(url) = redis_url() else {
+            eprintln!("skipped: TEST_REDIS_URL not set");
+            return;
+        };
+        let pool = RedisPool::connect(&RedisTarget::Standalone(url)).unwrap();
+        let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+        let q = QuotaStore::new(pool, &prefix);
+        let v = q.version(7).await.unwrap();
+        assert!(q.load(7, None, 1_000, &v).await.unwrap());
+        assert!(q.load(7, Some(3), 1_000, &v).await.unwrap());
+        let (user, token) = (q.user_key(7), q.token_key(7, 3));
+        // Time passes: both balances are an hour from expiring.
+        expire_in(&q, &user, 3_600).await.unwrap();
+        expire_in(&q, &token, 3_600).await.unwrap();
+        // The first reservation of this node pushes both back to a day.
+        assert_eq!(
+            q.reserve(7, Some(3), 10, "h1", "n").await.unwrap(),
+            Reserve::Ok
+        );
+        assert!(ttl_of(&q, &user).await.unwrap() > 86_000);
+        assert!(ttl_of(&q, &token).await.unwrap() > 86_000);
+        // Within REFRESH_EVERY the next ones leave the expiry alone.
+        expire_in(&q, &user, 3_600).await.unwrap();
+        expire_in(&q, &token, 3_600).await.unwrap();
+        assert_eq!(
+            q.reserve(7, Some(3), 10, "h2", "n").await.unwrap(),
+            Reserve::Ok
+        );
+        assert!(ttl_of(&q, &user).await.unwrap() <= 3_600);
+        assert!(ttl_of(&q, &token).await.unwrap() <= 3_600);
+        // Once REFRESH_EVERY has passed (the node forgot it), the next one pushes them back.
+        q.refreshed.invalidate(&(7, Some(3)));
+        assert_eq!(
+            q.reserve(7, Some(3), 10, "h3", "n").await.unwrap(),
+            Reserve::Ok
+        );
+        assert!(ttl_of(&q, &user).await.unwrap() > 86_000);
+        assert!(ttl_of(&q, &token).await.unwrap() > 86_000);
+        // The amounts moved as always.
+        assert_eq!(q.balance(&user).await.unwrap(), Some(970));
+        assert_eq!(q.balance(&token).await.unwrap(), Some(970));
+        cleanup(&q).await.unwrap();
+    }
+
+    async fn ttl_of(q: &QuotaStore, key: &str) -> anyhow::Result<i64> {
+        with_conn!(q.pool(), c => Ok(redis::cmd("TTL").arg(key).query_async(&mut c).await?))
+    }
+
+    async fn expire_in(q: &QuotaStore, key: &str, secs: i64) -> anyhow::Result<()> {
+        with_conn!(q.pool(), c => {
+            let _: i64 = redis::cmd("EXPIRE").arg(key).arg(secs).query_async(&mut c).await?;
+        });
+        Ok(())
     }
 
     async fn cleanup(q: &QuotaStore) -> anyhow::Result<()> {
