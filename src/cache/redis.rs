@@ -1052,14 +1052,7 @@ mod tests {
 
     #[tokio::test]
     async fn quota_scripts_never_overdraw() {
-        let Some(url) = redis_url() else {
-            eprintln!("skipped: TEST_REDIS_URL not set");
-            return;
-        };
-        let pool = RedisPool::connect(&RedisTarget::Standalone(url)).unwrap();
-        pool.ping().await.unwrap();
-        let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
-        let q = QuotaStore::new(pool, &prefix);
+        let Some(q) = test_store().await else { return };
         // Nothing loaded yet.
         assert_eq!(
             q.reserve(1, Some(5), 10, "h0", "n 1 5 10").await.unwrap(),
@@ -1218,13 +1211,7 @@ mod tests {
     /// expiry alone.
     #[tokio::test]
     async fn reservations_push_the_balances_expiry_back_now_and_then() {
-        let Some(url) = redis_url() else {
-            eprintln!("skipped: TEST_REDIS_URL not set");
-            return;
-        };
-        let pool = RedisPool::connect(&RedisTarget::Standalone(url)).unwrap();
-        let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
-        let q = QuotaStore::new(pool, &prefix);
+        let Some(q) = test_store().await else { return };
         let v = q.version(7).await.unwrap();
         assert!(q.load(7, None, 1_000, &v).await.unwrap());
         assert!(q.load(7, Some(3), 1_000, &v).await.unwrap());
@@ -1260,6 +1247,19 @@ mod tests {
         assert_eq!(q.balance(&user).await.unwrap(), Some(970));
         assert_eq!(q.balance(&token).await.unwrap(), Some(970));
         cleanup(&q).await.unwrap();
+    }
+
+    /// A store under a fresh key prefix on `TEST_REDIS_URL`'s Redis; `None` (the test skips)
+    /// without one.
+    async fn test_store() -> Option<QuotaStore> {
+        let Some(url) = redis_url() else {
+            eprintln!("skipped: TEST_REDIS_URL not set");
+            return None;
+        };
+        let pool = RedisPool::connect(&RedisTarget::Standalone(url)).unwrap();
+        pool.ping().await.unwrap();
+        let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+        Some(QuotaStore::new(pool, &prefix))
     }
 
     async fn ttl_of(q: &QuotaStore, key: &str) -> anyhow::Result<i64> {
