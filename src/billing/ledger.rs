@@ -29,7 +29,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::cache::memory::MemoryBalances;
-use crate::cache::redis::{QuotaStore, Reserve, SHARDS};
+use crate::cache::redis::{QuotaStore, Reserve, SHARDS, Settle};
 use crate::error::{AppError, V1Error};
 use crate::store::Db;
 use crate::store::ledger::{self as store_ledger, Movement, ReserveError};
@@ -442,29 +442,30 @@ impl Ledger {
                         return Settled(None);
                     }
                 };
-                let m = Arc::new(m);
-                let hold: Arc<str> = Arc::from(hold);
-                let payload: Arc<str> = Arc::from(payload);
+                let op = Settle {
+                    node,
+                    user_id: m.user_id,
+                    token,
+                    hold_id: Arc::from(hold),
+                    reserved: m.reserved,
+                    price,
+                    counted: m.settled,
+                    payload: Arc::from(payload),
+                };
                 let settled = self.spawn_retrying("settle", true, move || {
-                    let (q, db, m) = (q.clone(), db.clone(), m.clone());
-                    let (hold, payload) = (hold.clone(), payload.clone());
-                    let (node, receipts) = (node.clone(), receipts.clone());
+                    let (q, db, op) = (q.clone(), db.clone(), op.clone());
+                    let receipts = receipts.clone();
                     async move {
                         loop {
                             // Idempotent: a retry after a lost answer gets the first charge.
-                            let r = q
-                                .settle(
-                                    &node, m.user_id, token, &hold, m.reserved, price, m.settled,
-                                    &payload,
-                                )
-                                .await?;
+                            let r = q.settle(op.clone()).await?;
                             if r.is_some() {
-                                receipts.add(m.user_id, &hold);
+                                receipts.add(op.user_id, &op.hold_id);
                                 return Ok(());
                             }
                             // The balances vanished (Redis restarted): reload and settle again; the
                             // hold went with them, so the whole price is taken from the new balance.
-                            load_redis(&db, &q, m.user_id, token)
+                            load_redis(&db, &q, op.user_id, op.token)
                                 .await
                                 .map_err(|e| anyhow::anyhow!("{e}"))?
                                 .ok();

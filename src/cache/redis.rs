@@ -5,8 +5,12 @@
 //! Quota keys share a hash tag per user (`{u<id>}`), so a user's and a token's balance sit in the
 //! same cluster slot and one script moves both atomically.
 
+use std::sync::{Arc, Mutex};
+
 use deadpool_redis::redis::{self, Script};
 use secrecy::ExposeSecret;
+use thread_local::ThreadLocal;
+use tokio::sync::oneshot;
 
 use crate::config::Config;
 
@@ -358,46 +362,56 @@ return 1
 "#;
 
 const SETTLE: &str = r#"
--- KEYS: user balance, holds, stream, [token balance].
--- ARGV: hold id, reserved, price, counted (0/1), movement JSON, node id.
--- Releases the hold, charges the price (an excess over the hold only as far as the balances go),
--- and appends the movement with what was charged to the shard's stream, all at once. The hold's
--- entry becomes a receipt ("<node> = <charged>") until the node has the answer and forgets it
--- (QuotaStore::forget): a settle retried after a lost answer returns the first charge and moves
--- nothing again.
--- Returns the charge, or -1 when a balance is missing (load it and call again).
-local h = redis.call('HGET', KEYS[2], ARGV[1])
-if h then
-  local done = string.match(h, ' = (%-?%d+)$')
-  if done then return tonumber(done) end
+-- KEYS: holds, stream, then per settlement: user balance, token balance (the user's again for
+-- an unlimited token).
+-- ARGV, per settlement: hold id, reserved, price, counted (0/1), movement JSON, limited (0/1),
+-- node id.
+-- Each settlement releases its hold, charges the price (an excess over the hold only as far as
+-- the balances go), and appends the movement with what was charged to the shard's stream, all
+-- at once. The hold's entry becomes a receipt ("<node> = <charged>") until the node has the
+-- answer and forgets it (QuotaStore::forget): a settle retried after a lost answer returns the
+-- first charge and moves nothing again.
+-- Returns each settlement's charge, or -1 where a balance is missing (load it and call again).
+local out = {}
+for i = 0, (#KEYS - 2) / 2 - 1 do
+  local uk, tk, a = KEYS[3 + 2 * i], KEYS[4 + 2 * i], 7 * i
+  local hold = ARGV[a + 1]
+  local h = redis.call('HGET', KEYS[1], hold)
+  local done = h and string.match(h, ' = (%-?%d+)$')
+  if done then
+    out[i + 1] = tonumber(done)
+  else
+    local u = redis.call('GET', uk)
+    local limited = ARGV[a + 6] == '1'
+    local t = nil
+    if limited then t = redis.call('GET', tk) end
+    if not u or (limited and not t) then
+      out[i + 1] = -1
+    else
+      local reserved = tonumber(ARGV[a + 2])
+      -- No hold (given back after its node was taken for dead, or lost with Redis): charge it all.
+      if not h then reserved = 0 end
+      local delta = tonumber(ARGV[a + 3]) - reserved
+      if delta > 0 then
+        local room = tonumber(u)
+        if t and tonumber(t) < room then room = tonumber(t) end
+        if room < 0 then room = 0 end
+        if delta > room then delta = room end
+      end
+      if delta ~= 0 then
+        redis.call('DECRBY', uk, delta)
+        if t then redis.call('DECRBY', tk, delta) end
+      end
+      local charged = reserved + delta
+      if ARGV[a + 4] == '1' or charged ~= 0 then
+        redis.call('XADD', KEYS[2], '*', 'm', ARGV[a + 5], 'c', charged)
+      end
+      redis.call('HSET', KEYS[1], hold, ARGV[a + 7] .. ' = ' .. charged)
+      out[i + 1] = charged
+    end
+  end
 end
-local u = redis.call('GET', KEYS[1])
-local t = nil
-if #KEYS > 3 then
-  t = redis.call('GET', KEYS[4])
-  if not t then return -1 end
-end
-if not u then return -1 end
-local reserved = tonumber(ARGV[2])
--- No hold (given back after its node was taken for dead, or lost with Redis): charge it all.
-if not h then reserved = 0 end
-local delta = tonumber(ARGV[3]) - reserved
-if delta > 0 then
-  local room = tonumber(u)
-  if t and tonumber(t) < room then room = tonumber(t) end
-  if room < 0 then room = 0 end
-  if delta > room then delta = room end
-end
-if delta ~= 0 then
-  redis.call('DECRBY', KEYS[1], delta)
-  if t then redis.call('DECRBY', KEYS[4], delta) end
-end
-local charged = reserved + delta
-if ARGV[4] == '1' or charged ~= 0 then
-  redis.call('XADD', KEYS[3], '*', 'm', ARGV[5], 'c', charged)
-end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[6] .. ' = ' .. charged)
-return charged
+return out
 "#;
 
 const RELEASE: &str = r#"
@@ -462,6 +476,61 @@ const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 /// Receipts dropped per `HDEL`, and holds read per `HSCAN` (see [`QuotaStore::forget`]).
 const FORGET_CHUNK: usize = 500;
 
+/// Settlements sent in one call at most: the script holds Redis for its whole run (about 10 µs
+/// per settlement), and every other client waits behind it.
+const SETTLE_BATCH: usize = 32;
+
+/// One settlement for [`QuotaStore::settle`].
+#[derive(Debug, Clone)]
+pub struct Settle {
+    /// The node that settles (written into the hold's receipt).
+    pub node: Arc<str>,
+    pub user_id: i64,
+    /// The token's balance, for a limited token.
+    pub token: Option<i64>,
+    pub hold_id: Arc<str>,
+    pub reserved: i64,
+    pub price: i64,
+    /// Whether the request counts (it is logged even at price 0).
+    pub counted: bool,
+    /// The movement as the write-back reads it from the stream.
+    pub payload: Arc<str>,
+}
+
+type SettleAnswer = oneshot::Sender<Result<Option<i64>, String>>;
+
+/// One thread's settlements waiting for a call, per shard.
+type SettleQueues = [SettleQueue; SHARDS as usize];
+
+#[derive(Debug, Default)]
+struct SettleQueue {
+    ops: Vec<(Settle, SettleAnswer)>,
+    /// Whether a task is sending this queue's settlements (it takes the ones that arrive).
+    sending: bool,
+}
+
+/// Clears a shard's queue if its sending task ends before the queue is empty.
+struct SendingGuard<'a> {
+    queues: &'a Mutex<SettleQueues>,
+    shard: usize,
+    armed: bool,
+}
+
+impl Drop for SendingGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut q = lock(self.queues);
+            q[self.shard].ops.clear();
+            q[self.shard].sending = false;
+        }
+    }
+}
+
+/// The queues hold no invariant a panic could break halfway, so a poisoned lock is used as is.
+fn lock(q: &Mutex<SettleQueues>) -> std::sync::MutexGuard<'_, SettleQueues> {
+    q.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// One movement read back from a shard's stream.
 #[derive(Debug, Clone)]
 pub struct StreamEntry {
@@ -487,6 +556,11 @@ pub struct QuotaStore {
     refreshed: moka::sync::Cache<(i64, Option<i64>), ()>,
     reserve: Script,
     settle: Script,
+    /// Each thread's settlements waiting for their shard's next call ([`QuotaStore::settle`]).
+    settles: Arc<ThreadLocal<Arc<Mutex<SettleQueues>>>>,
+    /// Script calls made by [`QuotaStore::settle`].
+    #[cfg(test)]
+    settle_calls: Arc<std::sync::atomic::AtomicUsize>,
     release: Script,
     load: Script,
     credit: Script,
@@ -510,6 +584,9 @@ impl QuotaStore {
                 .build(),
             reserve: Script::new(RESERVE),
             settle: Script::new(SETTLE),
+            settles: Arc::default(),
+            #[cfg(test)]
+            settle_calls: Arc::default(),
             release: Script::new(RELEASE),
             load: Script::new(LOAD),
             credit: Script::new(CREDIT),
@@ -656,34 +733,97 @@ impl QuotaStore {
 
     /// Settles a hold: returns what was charged, or `None` when a balance is missing. The hold
     /// stays as a receipt of the charge (a retry returns it) until [`QuotaStore::forget`].
-    #[allow(clippy::too_many_arguments)]
-    pub async fn settle(
-        &self,
-        node: &str,
-        user_id: i64,
-        token: Option<i64>,
-        hold_id: &str,
-        reserved: i64,
-        price: i64,
-        counted: bool,
-        payload: &str,
-    ) -> anyhow::Result<Option<i64>> {
-        let shard = Self::shard_of(user_id);
-        let mut inv = self.settle.prepare_invoke();
-        inv.key(self.user_key(user_id))
-            .key(self.holds_key_of(shard))
-            .key(self.stream_key(shard));
-        if let Some(t) = token {
-            inv.key(self.token_key(user_id, t));
+    ///
+    /// Settlements made on one thread for one shard while an earlier call is on its way go out
+    /// together in the next call ([`SETTLE_BATCH`] at most): running a script at all cost Redis
+    /// more than the commands inside it, and each call cost the node a command and a reply.
+    pub async fn settle(self: &Arc<Self>, op: Settle) -> anyhow::Result<Option<i64>> {
+        let shard = Self::shard_of(op.user_id) as usize;
+        let queues = self.settles.get_or_default().clone();
+        let (done, answer) = oneshot::channel();
+        let start = {
+            let mut q = lock(&queues);
+            q[shard].ops.push((op, done));
+            !std::mem::replace(&mut q[shard].sending, true)
+        };
+        if start {
+            tokio::spawn(self.clone().send_settles(queues, shard));
         }
-        inv.arg(hold_id)
-            .arg(reserved)
-            .arg(price)
-            .arg(if counted { "1" } else { "0" })
-            .arg(payload)
-            .arg(node);
-        let charged: i64 = with_conn!(&self.pool, c => inv.invoke_async(&mut c).await?);
-        Ok((charged >= 0).then_some(charged))
+        answer
+            .await
+            .map_err(|_| anyhow::anyhow!("redis: the settlement's call was dropped"))?
+            .map_err(anyhow::Error::msg)
+    }
+
+    /// Sends one thread's queued settlements for `shard` until none is left.
+    async fn send_settles(self: Arc<Self>, queues: Arc<Mutex<SettleQueues>>, shard: usize) {
+        // Whatever ends this task (a runtime shutting down), its queue must not stay marked as
+        // served: the waiting settlements fail, and their retries start a new task.
+        let mut guard = SendingGuard {
+            queues: &queues,
+            shard,
+            armed: true,
+        };
+        loop {
+            // Settlements finished in this turn of the thread's scheduler join the call.
+            tokio::task::yield_now().await;
+            let batch: Vec<_> = {
+                let mut q = lock(&queues);
+                let s = &mut q[shard];
+                if s.ops.is_empty() {
+                    s.sending = false;
+                    guard.armed = false;
+                    return;
+                }
+                let n = s.ops.len().min(SETTLE_BATCH);
+                s.ops.drain(..n).collect()
+            };
+            let mut inv = self.settle.prepare_invoke();
+            inv.key(self.holds_key_of(shard as i64))
+                .key(self.stream_key(shard as i64));
+            for (op, _) in &batch {
+                let user = self.user_key(op.user_id);
+                match op.token {
+                    Some(t) => inv.key(&user).key(self.token_key(op.user_id, t)),
+                    None => inv.key(&user).key(&user),
+                };
+                inv.arg(&*op.hold_id)
+                    .arg(op.reserved)
+                    .arg(op.price)
+                    .arg(if op.counted { "1" } else { "0" })
+                    .arg(&*op.payload)
+                    .arg(if op.token.is_some() { "1" } else { "0" })
+                    .arg(&*op.node);
+            }
+            #[cfg(test)]
+            self.settle_calls
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let sent: anyhow::Result<Vec<i64>> =
+                async { Ok(with_conn!(&self.pool, c => inv.invoke_async(&mut c).await?)) }.await;
+            match sent {
+                Ok(charges) if charges.len() == batch.len() => {
+                    for ((_, done), charged) in batch.into_iter().zip(charges) {
+                        let _ = done.send(Ok((charged >= 0).then_some(charged)));
+                    }
+                }
+                Ok(charges) => {
+                    let e = format!(
+                        "redis: {} charges for {} settlements",
+                        charges.len(),
+                        batch.len()
+                    );
+                    for (_, done) in batch {
+                        let _ = done.send(Err(e.clone()));
+                    }
+                }
+                Err(e) => {
+                    let e = e.to_string();
+                    for (_, done) in batch {
+                        let _ = done.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
     }
 
     /// Drops the receipts of settled holds whose answers arrived (see [`QuotaStore::settle`]),
@@ -1082,10 +1222,7 @@ mod tests {
             Reserve::UserShort
         );
         // Settle at 35 against 20 held: the excess is capped by the token's 10 left.
-        let charged = q
-            .settle("n", 1, Some(5), "h1", 20, 35, true, "{}")
-            .await
-            .unwrap();
+        let charged = q.settle(op(1, Some(5), "h1", 20, 35, true)).await.unwrap();
         assert_eq!(charged, Some(30));
         assert_eq!(q.balance(&q.token_key(1, 5)).await.unwrap(), Some(0));
         assert_eq!(q.balance(&q.user_key(1)).await.unwrap(), Some(70));
@@ -1093,9 +1230,7 @@ mod tests {
         // first charge and moves nothing, and a dead node's release gives nothing back.
         assert_eq!(q.holds(1).await.unwrap(), [("h1".into(), "n = 30".into())]);
         assert_eq!(
-            q.settle("n", 1, Some(5), "h1", 20, 35, true, "{}")
-                .await
-                .unwrap(),
+            q.settle(op(1, Some(5), "h1", 20, 35, true)).await.unwrap(),
             Some(30)
         );
         assert_eq!(q.balance(&q.user_key(1)).await.unwrap(), Some(70));
@@ -1137,9 +1272,7 @@ mod tests {
         assert_eq!(q.balance(&q.user_key(1)).await.unwrap(), Some(75));
         // Settling a released hold charges the whole price from the balance instead.
         assert_eq!(
-            q.settle("n", 1, None, "h4", 25, 5, true, "{}")
-                .await
-                .unwrap(),
+            q.settle(op(1, None, "h4", 25, 5, true)).await.unwrap(),
             Some(5)
         );
         assert_eq!(q.balance(&q.user_key(1)).await.unwrap(), Some(70));
@@ -1150,9 +1283,7 @@ mod tests {
         );
         for _ in 0..2 {
             assert_eq!(
-                q.settle("n", 1, None, "h6", 10, 0, false, "{}")
-                    .await
-                    .unwrap(),
+                q.settle(op(1, None, "h6", 10, 0, false)).await.unwrap(),
                 Some(0)
             );
             assert_eq!(q.balance(&q.user_key(1)).await.unwrap(), Some(70));
@@ -1176,12 +1307,7 @@ mod tests {
         q.forget(1, &many).await.unwrap();
         assert!(q.holds(1).await.unwrap().is_empty());
         // A missing balance: nothing applied, the caller loads and retries.
-        assert_eq!(
-            q.settle("n", 2, None, "h5", 5, 5, true, "{}")
-                .await
-                .unwrap(),
-            None
-        );
+        assert_eq!(q.settle(op(2, None, "h5", 5, 5, true)).await.unwrap(), None);
 
         // 200 concurrent reservations of 7 against 100: exactly 14 succeed, none overdraw.
         let v = q.version(3).await.unwrap();
@@ -1251,7 +1377,78 @@ mod tests {
 
     /// A store under a fresh key prefix on `TEST_REDIS_URL`'s Redis; `None` (the test skips)
     /// without one.
-    async fn test_store() -> Option<QuotaStore> {
+    #[tokio::test]
+    async fn settlements_of_one_thread_go_out_together() {
+        let Some(q) = test_store().await else { return };
+        // Users 4 and 12 share shard 4; user 12's balance is not loaded.
+        let v = q.version(4).await.unwrap();
+        assert!(q.load(4, None, 1000, &v).await.unwrap());
+        assert!(q.load(4, Some(8), 500, &v).await.unwrap());
+        for i in 0..20 {
+            let hold = format!("b{i}");
+            let r = q.reserve(4, Some(8), 10, &hold, "n 4 8 10").await.unwrap();
+            assert_eq!(r, Reserve::Ok);
+        }
+        // 20 settlements made at once: 7 each, one at 25 (15 over its hold), one of them twice
+        // (a retry), and one whose user is not loaded.
+        let mut ops: Vec<Settle> = (0..20)
+            .map(|i| {
+                op(
+                    4,
+                    Some(8),
+                    &format!("b{i}"),
+                    10,
+                    if i == 3 { 25 } else { 7 },
+                    true,
+                )
+            })
+            .collect();
+        ops.push(op(4, Some(8), "b5", 10, 7, true));
+        ops.push(op(12, None, "b99", 10, 7, true));
+        let answers = futures_util::future::join_all(ops.into_iter().map(|o| q.settle(o))).await;
+        let answers: Vec<Option<i64>> = answers.into_iter().map(Result::unwrap).collect();
+        let mut want = vec![Some(7); 20];
+        want[3] = Some(25);
+        want.push(Some(7));
+        want.push(None);
+        assert_eq!(answers, want);
+        // One call carried them all (two at most, should a settlement miss the first).
+        let calls = q.settle_calls.load(std::sync::atomic::Ordering::Relaxed);
+        assert!((1..=2).contains(&calls), "{calls} calls");
+        // 200 reserved, 19 x 7 + 25 = 158 charged: 42 back; the retry moved nothing.
+        assert_eq!(q.balance(&q.user_key(4)).await.unwrap(), Some(1000 - 158));
+        assert_eq!(
+            q.balance(&q.token_key(4, 8)).await.unwrap(),
+            Some(500 - 158)
+        );
+        let moves = q.read_stream(4, None, 100).await.unwrap();
+        assert_eq!(moves.len(), 20);
+        assert_eq!(moves.iter().map(|m| m.charged).sum::<i64>(), 158);
+        cleanup(&q).await.unwrap();
+    }
+
+    /// A settlement by node "n" with an empty movement.
+    fn op(
+        user_id: i64,
+        token: Option<i64>,
+        hold: &str,
+        reserved: i64,
+        price: i64,
+        counted: bool,
+    ) -> Settle {
+        Settle {
+            node: "n".into(),
+            user_id,
+            token,
+            hold_id: hold.into(),
+            reserved,
+            price,
+            counted,
+            payload: "{}".into(),
+        }
+    }
+
+    async fn test_store() -> Option<Arc<QuotaStore>> {
         let Some(url) = redis_url() else {
             eprintln!("skipped: TEST_REDIS_URL not set");
             return None;
@@ -1259,7 +1456,7 @@ mod tests {
         let pool = RedisPool::connect(&RedisTarget::Standalone(url)).unwrap();
         pool.ping().await.unwrap();
         let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
-        Some(QuotaStore::new(pool, &prefix))
+        Some(Arc::new(QuotaStore::new(pool, &prefix)))
     }
 
     async fn ttl_of(q: &QuotaStore, key: &str) -> anyhow::Result<i64> {

@@ -421,9 +421,18 @@ async fn a_dead_nodes_receipts_are_dropped_not_refunded(backend: Backend) {
         tollgate::cache::redis::Reserve::Ok
     );
     assert_eq!(
-        q.settle("gone", uid, None, "gone:1", 10, 0, false, "")
-            .await
-            .unwrap(),
+        q.settle(tollgate::cache::redis::Settle {
+            node: "gone".into(),
+            user_id: uid,
+            token: None,
+            hold_id: "gone:1".into(),
+            reserved: 10,
+            price: 0,
+            counted: false,
+            payload: "".into(),
+        })
+        .await
+        .unwrap(),
         Some(0)
     );
     assert_eq!(balance().await, Some(10_000));
