@@ -336,79 +336,88 @@ pub enum Reserve {
 /// touches (a user's balances, the shard's holds and its stream) sits in one Cluster slot.
 pub const SHARDS: i64 = 8;
 
-const RESERVE: &str = r#"
--- KEYS: user balance, holds, [token balance]. ARGV: amount, hold id, hold value, ttl (0: leave
--- the balances' expiry as it is).
-local amount = tonumber(ARGV[1])
-local u = redis.call('GET', KEYS[1])
-if not u then return 0 end
-local t = nil
-if #KEYS > 2 then
-  t = redis.call('GET', KEYS[3])
-  if not t then return 0 end
-end
-if tonumber(u) < amount then return 2 end
-if t and tonumber(t) < amount then return 3 end
-if amount > 0 then
-  redis.call('DECRBY', KEYS[1], amount)
-  if t then redis.call('DECRBY', KEYS[3], amount) end
-  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-end
-if ARGV[4] ~= '0' then
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
-  if t then redis.call('EXPIRE', KEYS[3], ARGV[4]) end
-end
-return 1
-"#;
+const QUOTA: &str = r#"
+-- Reservations and settlements of one shard, each applied on its own, in order.
+-- KEYS: holds, stream, then per call: user balance, token balance (the user's again for an
+-- unlimited token).
+-- ARGV, 8 per call: 'r' or 's', limited (0/1), then
+--   reserve: amount, hold id, hold value, ttl (0: leave the balances' expiry as it is), -, -
+--   settle: hold id, reserved, price, counted (0/1), movement JSON, node id
+-- Returns one integer per call (see each function).
 
-const SETTLE: &str = r#"
--- KEYS: holds, stream, then per settlement: user balance, token balance (the user's again for
--- an unlimited token).
--- ARGV, per settlement: hold id, reserved, price, counted (0/1), movement JSON, limited (0/1),
--- node id.
--- Each settlement releases its hold, charges the price (an excess over the hold only as far as
--- the balances go), and appends the movement with what was charged to the shard's stream, all
--- at once. The hold's entry becomes a receipt ("<node> = <charged>") until the node has the
--- answer and forgets it (QuotaStore::forget): a settle retried after a lost answer returns the
--- first charge and moves nothing again.
--- Returns each settlement's charge, or -1 where a balance is missing (load it and call again).
-local out = {}
-for i = 0, (#KEYS - 2) / 2 - 1 do
-  local uk, tk, a = KEYS[3 + 2 * i], KEYS[4 + 2 * i], 7 * i
-  local hold = ARGV[a + 1]
+-- Takes the amount from the user and the token, and records the hold. 1: done; 0: a balance is
+-- missing (load it and call again); 2: the user's balance is short; 3: the token's.
+local function reserve(uk, tk, amount, hold, value, ttl)
+  amount = tonumber(amount)
+  local u = redis.call('GET', uk)
+  if not u then return 0 end
+  local t = nil
+  if tk then
+    t = redis.call('GET', tk)
+    if not t then return 0 end
+  end
+  if tonumber(u) < amount then return 2 end
+  if t and tonumber(t) < amount then return 3 end
+  if amount > 0 then
+    redis.call('DECRBY', uk, amount)
+    if t then redis.call('DECRBY', tk, amount) end
+    redis.call('HSET', KEYS[1], hold, value)
+  end
+  if ttl ~= '0' then
+    redis.call('EXPIRE', uk, ttl)
+    if t then redis.call('EXPIRE', tk, ttl) end
+  end
+  return 1
+end
+
+-- Releases the hold, charges the price (an excess over the hold only as far as the balances go),
+-- and appends the movement with what was charged to the shard's stream, all at once. The hold's
+-- entry becomes a receipt ("<node> = <charged>") until the node has the answer and forgets it
+-- (QuotaStore::forget): a settle retried after a lost answer returns the first charge and moves
+-- nothing again. Returns the charge, or -1 when a balance is missing (load it and call again).
+local function settle(uk, tk, hold, reserved, price, counted, payload, node)
   local h = redis.call('HGET', KEYS[1], hold)
   local done = h and string.match(h, ' = (%-?%d+)$')
-  if done then
-    out[i + 1] = tonumber(done)
+  if done then return tonumber(done) end
+  local u = redis.call('GET', uk)
+  local t = nil
+  if tk then
+    t = redis.call('GET', tk)
+    if not t then return -1 end
+  end
+  if not u then return -1 end
+  reserved = tonumber(reserved)
+  -- No hold (given back after its node was taken for dead, or lost with Redis): charge it all.
+  if not h then reserved = 0 end
+  local delta = tonumber(price) - reserved
+  if delta > 0 then
+    local room = tonumber(u)
+    if t and tonumber(t) < room then room = tonumber(t) end
+    if room < 0 then room = 0 end
+    if delta > room then delta = room end
+  end
+  if delta ~= 0 then
+    redis.call('DECRBY', uk, delta)
+    if t then redis.call('DECRBY', tk, delta) end
+  end
+  local charged = reserved + delta
+  if counted == '1' or charged ~= 0 then
+    redis.call('XADD', KEYS[2], '*', 'm', payload, 'c', charged)
+  end
+  redis.call('HSET', KEYS[1], hold, node .. ' = ' .. charged)
+  return charged
+end
+
+local out = {}
+for i = 0, (#KEYS - 2) / 2 - 1 do
+  local uk, a = KEYS[3 + 2 * i], 8 * i
+  local tk = nil
+  if ARGV[a + 2] == '1' then tk = KEYS[4 + 2 * i] end
+  if ARGV[a + 1] == 'r' then
+    out[i + 1] = reserve(uk, tk, ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6])
   else
-    local u = redis.call('GET', uk)
-    local limited = ARGV[a + 6] == '1'
-    local t = nil
-    if limited then t = redis.call('GET', tk) end
-    if not u or (limited and not t) then
-      out[i + 1] = -1
-    else
-      local reserved = tonumber(ARGV[a + 2])
-      -- No hold (given back after its node was taken for dead, or lost with Redis): charge it all.
-      if not h then reserved = 0 end
-      local delta = tonumber(ARGV[a + 3]) - reserved
-      if delta > 0 then
-        local room = tonumber(u)
-        if t and tonumber(t) < room then room = tonumber(t) end
-        if room < 0 then room = 0 end
-        if delta > room then delta = room end
-      end
-      if delta ~= 0 then
-        redis.call('DECRBY', uk, delta)
-        if t then redis.call('DECRBY', tk, delta) end
-      end
-      local charged = reserved + delta
-      if ARGV[a + 4] == '1' or charged ~= 0 then
-        redis.call('XADD', KEYS[2], '*', 'm', ARGV[a + 5], 'c', charged)
-      end
-      redis.call('HSET', KEYS[1], hold, ARGV[a + 7] .. ' = ' .. charged)
-      out[i + 1] = charged
-    end
+    out[i + 1] = settle(uk, tk, ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6],
+      ARGV[a + 7], ARGV[a + 8])
   end
 end
 return out
@@ -476,9 +485,9 @@ const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 /// Receipts dropped per `HDEL`, and holds read per `HSCAN` (see [`QuotaStore::forget`]).
 const FORGET_CHUNK: usize = 500;
 
-/// Settlements sent in one call at most: the script holds Redis for its whole run (about 10 µs
-/// per settlement), and every other client waits behind it.
-const SETTLE_BATCH: usize = 32;
+/// Calls (reservations and settlements) sent in one script run at most: the script holds Redis
+/// for its whole run (about 10 µs per call), and every other client waits behind it.
+const CALL_BATCH: usize = 32;
 
 /// One settlement for [`QuotaStore::settle`].
 #[derive(Debug, Clone)]
@@ -497,21 +506,44 @@ pub struct Settle {
     pub payload: Arc<str>,
 }
 
-type SettleAnswer = oneshot::Sender<Result<Option<i64>, String>>;
+/// One call of the `QUOTA` script.
+#[derive(Debug)]
+enum Call {
+    Reserve {
+        user_id: i64,
+        token: Option<i64>,
+        amount: i64,
+        hold_id: String,
+        hold_value: String,
+        ttl: u64,
+    },
+    Settle(Settle),
+}
 
-/// One thread's settlements waiting for a call, per shard.
-type SettleQueues = [SettleQueue; SHARDS as usize];
+impl Call {
+    fn user(&self) -> (i64, Option<i64>) {
+        match self {
+            Call::Reserve { user_id, token, .. } => (*user_id, *token),
+            Call::Settle(s) => (s.user_id, s.token),
+        }
+    }
+}
+
+type Answer = oneshot::Sender<Result<i64, String>>;
+
+/// One thread's calls waiting for their shard's next script run.
+type CallQueues = [CallQueue; SHARDS as usize];
 
 #[derive(Debug, Default)]
-struct SettleQueue {
-    ops: Vec<(Settle, SettleAnswer)>,
-    /// Whether a task is sending this queue's settlements (it takes the ones that arrive).
+struct CallQueue {
+    calls: Vec<(Call, Answer)>,
+    /// Whether a task is sending this queue's calls (it takes the ones that arrive).
     sending: bool,
 }
 
 /// Clears a shard's queue if its sending task ends before the queue is empty.
 struct SendingGuard<'a> {
-    queues: &'a Mutex<SettleQueues>,
+    queues: &'a Mutex<CallQueues>,
     shard: usize,
     armed: bool,
 }
@@ -520,14 +552,14 @@ impl Drop for SendingGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
             let mut q = lock(self.queues);
-            q[self.shard].ops.clear();
+            q[self.shard].calls.clear();
             q[self.shard].sending = false;
         }
     }
 }
 
 /// The queues hold no invariant a panic could break halfway, so a poisoned lock is used as is.
-fn lock(q: &Mutex<SettleQueues>) -> std::sync::MutexGuard<'_, SettleQueues> {
+fn lock(q: &Mutex<CallQueues>) -> std::sync::MutexGuard<'_, CallQueues> {
     q.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -554,13 +586,13 @@ pub struct QuotaStore {
     ttl: u64,
     /// The balances (user, token) whose expiry this node pushed back within [`REFRESH_EVERY`].
     refreshed: moka::sync::Cache<(i64, Option<i64>), ()>,
-    reserve: Script,
-    settle: Script,
-    /// Each thread's settlements waiting for their shard's next call ([`QuotaStore::settle`]).
-    settles: Arc<ThreadLocal<Arc<Mutex<SettleQueues>>>>,
-    /// Script calls made by [`QuotaStore::settle`].
+    quota: Script,
+    /// Each thread's reservations and settlements waiting for their shard's next script run
+    /// ([`QuotaStore::call`]).
+    calls: Arc<ThreadLocal<Arc<Mutex<CallQueues>>>>,
+    /// Runs of the `QUOTA` script.
     #[cfg(test)]
-    settle_calls: Arc<std::sync::atomic::AtomicUsize>,
+    runs: Arc<std::sync::atomic::AtomicUsize>,
     release: Script,
     load: Script,
     credit: Script,
@@ -582,11 +614,10 @@ impl QuotaStore {
                 .max_capacity(100_000)
                 .time_to_live(REFRESH_EVERY)
                 .build(),
-            reserve: Script::new(RESERVE),
-            settle: Script::new(SETTLE),
-            settles: Arc::default(),
+            quota: Script::new(QUOTA),
+            calls: Arc::default(),
             #[cfg(test)]
-            settle_calls: Arc::default(),
+            runs: Arc::default(),
             release: Script::new(RELEASE),
             load: Script::new(LOAD),
             credit: Script::new(CREDIT),
@@ -703,23 +734,24 @@ impl QuotaStore {
     /// Takes `amount` from the user and (for a limited token, `token = Some(id)`) the token, and
     /// records the hold as `hold_id` => `hold_value` until it is settled or released.
     pub async fn reserve(
-        &self,
+        self: &Arc<Self>,
         user_id: i64,
         token: Option<i64>,
         amount: i64,
         hold_id: &str,
         hold_value: &str,
     ) -> anyhow::Result<Reserve> {
-        let mut inv = self.reserve.prepare_invoke();
-        inv.key(self.user_key(user_id))
-            .key(self.holds_key_of(Self::shard_of(user_id)));
-        if let Some(t) = token {
-            inv.key(self.token_key(user_id, t));
-        }
         let refresh = !self.refreshed.contains_key(&(user_id, token));
-        let ttl = if refresh { self.ttl } else { 0 };
-        inv.arg(amount).arg(hold_id).arg(hold_value).arg(ttl);
-        let code: i64 = with_conn!(&self.pool, c => inv.invoke_async(&mut c).await?);
+        let code = self
+            .call(Call::Reserve {
+                user_id,
+                token,
+                amount,
+                hold_id: hold_id.to_string(),
+                hold_value: hold_value.to_string(),
+                ttl: if refresh { self.ttl } else { 0 },
+            })
+            .await?;
         if refresh && code == 1 {
             self.refreshed.insert((user_id, token), ());
         }
@@ -733,95 +765,109 @@ impl QuotaStore {
 
     /// Settles a hold: returns what was charged, or `None` when a balance is missing. The hold
     /// stays as a receipt of the charge (a retry returns it) until [`QuotaStore::forget`].
-    ///
-    /// Settlements made on one thread for one shard while an earlier call is on its way go out
-    /// together in the next call ([`SETTLE_BATCH`] at most): running a script at all cost Redis
-    /// more than the commands inside it, and each call cost the node a command and a reply.
     pub async fn settle(self: &Arc<Self>, op: Settle) -> anyhow::Result<Option<i64>> {
-        let shard = Self::shard_of(op.user_id) as usize;
-        let queues = self.settles.get_or_default().clone();
+        let charged = self.call(Call::Settle(op)).await?;
+        Ok((charged >= 0).then_some(charged))
+    }
+
+    /// Runs one reservation or settlement in the `QUOTA` script. Calls made on one thread for
+    /// one shard while that queue's previous run is on its way go out together in its next run
+    /// ([`CALL_BATCH`] at most): running a script at all cost Redis more than the commands
+    /// inside it, and each run cost the node a command and a reply to parse.
+    async fn call(self: &Arc<Self>, call: Call) -> anyhow::Result<i64> {
+        let shard = Self::shard_of(call.user().0) as usize;
+        let queues = self.calls.get_or_default().clone();
         let (done, answer) = oneshot::channel();
         let start = {
             let mut q = lock(&queues);
-            q[shard].ops.push((op, done));
+            q[shard].calls.push((call, done));
             !std::mem::replace(&mut q[shard].sending, true)
         };
         if start {
-            tokio::spawn(self.clone().send_settles(queues, shard));
+            tokio::spawn(self.clone().send_calls(queues, shard));
         }
         answer
             .await
-            .map_err(|_| anyhow::anyhow!("redis: the settlement's call was dropped"))?
+            .map_err(|_| anyhow::anyhow!("redis: the quota call was dropped"))?
             .map_err(anyhow::Error::msg)
     }
 
-    /// Sends one thread's queued settlements for `shard` until none is left.
-    async fn send_settles(self: Arc<Self>, queues: Arc<Mutex<SettleQueues>>, shard: usize) {
+    /// Sends one thread's queued calls for `shard` until none is left.
+    async fn send_calls(self: Arc<Self>, queues: Arc<Mutex<CallQueues>>, shard: usize) {
         // Whatever ends this task (a runtime shutting down), its queue must not stay marked as
-        // served: the waiting settlements fail, and their retries start a new task.
+        // served: the waiting calls fail, and their retries start a new task.
         let mut guard = SendingGuard {
             queues: &queues,
             shard,
             armed: true,
         };
         loop {
-            // Settlements finished in this turn of the thread's scheduler join the call.
+            // Calls made in this turn of the thread's scheduler join the run.
             tokio::task::yield_now().await;
             let batch: Vec<_> = {
                 let mut q = lock(&queues);
                 let s = &mut q[shard];
-                if s.ops.is_empty() {
+                if s.calls.is_empty() {
                     s.sending = false;
                     guard.armed = false;
                     return;
                 }
-                let n = s.ops.len().min(SETTLE_BATCH);
-                s.ops.drain(..n).collect()
+                let n = s.calls.len().min(CALL_BATCH);
+                s.calls.drain(..n).collect()
             };
-            let mut inv = self.settle.prepare_invoke();
+            let mut inv = self.quota.prepare_invoke();
             inv.key(self.holds_key_of(shard as i64))
                 .key(self.stream_key(shard as i64));
-            for (op, _) in &batch {
-                let user = self.user_key(op.user_id);
-                match op.token {
-                    Some(t) => inv.key(&user).key(self.token_key(op.user_id, t)),
+            for (call, _) in &batch {
+                let (user_id, token) = call.user();
+                let user = self.user_key(user_id);
+                match token {
+                    Some(t) => inv.key(&user).key(self.token_key(user_id, t)),
                     None => inv.key(&user).key(&user),
                 };
-                inv.arg(&*op.hold_id)
-                    .arg(op.reserved)
-                    .arg(op.price)
-                    .arg(if op.counted { "1" } else { "0" })
-                    .arg(&*op.payload)
-                    .arg(if op.token.is_some() { "1" } else { "0" })
-                    .arg(&*op.node);
+                match call {
+                    Call::Reserve {
+                        amount,
+                        hold_id,
+                        hold_value,
+                        ttl,
+                        ..
+                    } => inv
+                        .arg("r")
+                        .arg(if token.is_some() { "1" } else { "0" })
+                        .arg(amount)
+                        .arg(hold_id)
+                        .arg(hold_value)
+                        .arg(ttl)
+                        .arg("")
+                        .arg(""),
+                    Call::Settle(op) => inv
+                        .arg("s")
+                        .arg(if token.is_some() { "1" } else { "0" })
+                        .arg(&*op.hold_id)
+                        .arg(op.reserved)
+                        .arg(op.price)
+                        .arg(if op.counted { "1" } else { "0" })
+                        .arg(&*op.payload)
+                        .arg(&*op.node),
+                };
             }
             #[cfg(test)]
-            self.settle_calls
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let sent: anyhow::Result<Vec<i64>> =
                 async { Ok(with_conn!(&self.pool, c => inv.invoke_async(&mut c).await?)) }.await;
-            match sent {
-                Ok(charges) if charges.len() == batch.len() => {
-                    for ((_, done), charged) in batch.into_iter().zip(charges) {
-                        let _ = done.send(Ok((charged >= 0).then_some(charged)));
-                    }
+            let answers = match sent {
+                Ok(answers) if answers.len() == batch.len() => {
+                    answers.into_iter().map(Ok).collect()
                 }
-                Ok(charges) => {
-                    let e = format!(
-                        "redis: {} charges for {} settlements",
-                        charges.len(),
-                        batch.len()
-                    );
-                    for (_, done) in batch {
-                        let _ = done.send(Err(e.clone()));
-                    }
+                Ok(answers) => {
+                    let e = format!("redis: {} answers for {} calls", answers.len(), batch.len());
+                    vec![Err(e); batch.len()]
                 }
-                Err(e) => {
-                    let e = e.to_string();
-                    for (_, done) in batch {
-                        let _ = done.send(Err(e.clone()));
-                    }
-                }
+                Err(e) => vec![Err(e.to_string()); batch.len()],
+            };
+            for ((_, done), answer) in batch.into_iter().zip(answers) {
+                let _ = done.send(answer);
             }
         }
     }
@@ -1378,17 +1424,32 @@ mod tests {
     /// A store under a fresh key prefix on `TEST_REDIS_URL`'s Redis; `None` (the test skips)
     /// without one.
     #[tokio::test]
-    async fn settlements_of_one_thread_go_out_together() {
+    async fn calls_of_one_thread_go_out_together() {
         let Some(q) = test_store().await else { return };
+        let runs = || q.runs.load(std::sync::atomic::Ordering::Relaxed);
         // Users 4 and 12 share shard 4; user 12's balance is not loaded.
         let v = q.version(4).await.unwrap();
         assert!(q.load(4, None, 1000, &v).await.unwrap());
         assert!(q.load(4, Some(8), 500, &v).await.unwrap());
-        for i in 0..20 {
-            let hold = format!("b{i}");
-            let r = q.reserve(4, Some(8), 10, &hold, "n 4 8 10").await.unwrap();
-            assert_eq!(r, Reserve::Ok);
-        }
+        // 20 reservations of 10 made at once, one of 400 more than the token has left, and one
+        // for the user not loaded, all in one run.
+        let holds: Vec<String> = (0..22).map(|i| format!("b{i}")).collect();
+        let reserved = futures_util::future::join_all(holds.iter().enumerate().map(|(i, h)| {
+            let (user, amount) = match i {
+                20 => (4, 400),
+                21 => (12, 10),
+                _ => (4, 10),
+            };
+            q.reserve(user, Some(8), amount, h, "n 4 8 10")
+        }))
+        .await;
+        let reserved: Vec<Reserve> = reserved.into_iter().map(Result::unwrap).collect();
+        let mut want = vec![Reserve::Ok; 20];
+        want.push(Reserve::TokenShort);
+        want.push(Reserve::Missing);
+        assert_eq!(reserved, want);
+        assert_eq!(runs(), 1);
+        assert_eq!(q.balance(&q.token_key(4, 8)).await.unwrap(), Some(300));
         // 20 settlements made at once: 7 each, one at 25 (15 over its hold), one of them twice
         // (a retry), and one whose user is not loaded.
         let mut ops: Vec<Settle> = (0..20)
@@ -1412,9 +1473,7 @@ mod tests {
         want.push(Some(7));
         want.push(None);
         assert_eq!(answers, want);
-        // One call carried them all (two at most, should a settlement miss the first).
-        let calls = q.settle_calls.load(std::sync::atomic::Ordering::Relaxed);
-        assert!((1..=2).contains(&calls), "{calls} calls");
+        assert_eq!(runs(), 2);
         // 200 reserved, 19 x 7 + 25 = 158 charged: 42 back; the retry moved nothing.
         assert_eq!(q.balance(&q.user_key(4)).await.unwrap(), Some(1000 - 158));
         assert_eq!(
@@ -1424,6 +1483,14 @@ mod tests {
         let moves = q.read_stream(4, None, 100).await.unwrap();
         assert_eq!(moves.len(), 20);
         assert_eq!(moves.iter().map(|m| m.charged).sum::<i64>(), 158);
+        // More calls than one run takes: the rest go in the next ones.
+        let more: Vec<String> = (0..CALL_BATCH + 5).map(|i| format!("m{i}")).collect();
+        let reserved = futures_util::future::join_all(
+            more.iter().map(|h| q.reserve(4, None, 1, h, "n 4 - 1")),
+        )
+        .await;
+        assert!(reserved.into_iter().all(|r| r.unwrap() == Reserve::Ok));
+        assert_eq!(runs(), 4);
         cleanup(&q).await.unwrap();
     }
 
