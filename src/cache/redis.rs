@@ -786,8 +786,11 @@ impl QuotaStore {
         if start {
             tokio::spawn(self.clone().send_calls(queues, shard));
         }
-        answer
+        // The bound counts from here, not from the run that takes the call: behind a Redis that
+        // stopped answering, a queue of calls would otherwise wait for one timeout per run.
+        tokio::time::timeout(REDIS_TIMEOUT, answer)
             .await
+            .map_err(|_| anyhow::anyhow!("redis: no answer within {REDIS_TIMEOUT:?}"))?
             .map_err(|_| anyhow::anyhow!("redis: the quota call was dropped"))?
             .map_err(anyhow::Error::msg)
     }
@@ -813,8 +816,15 @@ impl QuotaStore {
                     return;
                 }
                 let n = s.calls.len().min(CALL_BATCH);
-                s.calls.drain(..n).collect()
+                // A call whose caller gave up waiting is not sent: it failed, so it must not run.
+                s.calls
+                    .drain(..n)
+                    .filter(|(_, done)| !done.is_closed())
+                    .collect()
             };
+            if batch.is_empty() {
+                continue;
+            }
             let mut inv = self.quota.prepare_invoke();
             inv.key(self.holds_key_of(shard as i64))
                 .key(self.stream_key(shard as i64));
@@ -1492,6 +1502,36 @@ mod tests {
         assert!(reserved.into_iter().all(|r| r.unwrap() == Reserve::Ok));
         assert_eq!(runs(), 4);
         cleanup(&q).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn queued_calls_fail_within_the_timeout_when_redis_stops_answering() {
+        // A server that takes connections and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let pool = RedisPool::connect(&RedisTarget::Standalone(format!("redis://{addr}"))).unwrap();
+        let q = Arc::new(QuotaStore::new(pool, "silent:"));
+        // Four runs' worth of calls: each must fail within one timeout of its own call, not
+        // wait for the runs before its own to time out.
+        let holds: Vec<String> = (0..CALL_BATCH * 4).map(|i| format!("s{i}")).collect();
+        let started = std::time::Instant::now();
+        let answers =
+            futures_util::future::join_all(holds.iter().map(|h| q.reserve(1, None, 1, h, "v")))
+                .await;
+        let took = started.elapsed();
+        assert!(answers.iter().all(Result::is_err));
+        assert!(
+            took < REDIS_TIMEOUT + std::time::Duration::from_secs(2),
+            "took {took:?}"
+        );
+        // The calls whose callers gave up were never sent.
+        assert_eq!(q.runs.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 
     /// A settlement by node "n" with an empty movement.
