@@ -140,9 +140,9 @@ pub async fn apply(db: &Db, tx: &mut Tx<'_>, moves: &[Movement]) -> Result<Vec<i
     Ok(charges)
 }
 
-/// Tokens updated by one statement (4 parameters each). The `CASE` is evaluated branch by
-/// branch for every row, so its cost grows with the square of this: 64 keeps it small.
-const TOKENS_PER_STATEMENT: usize = 64;
+/// Rows (users or tokens) updated by one statement. Each `CASE` is evaluated branch by branch for
+/// every row, so its cost grows with the square of this: 64 keeps it small.
+const ROWS_PER_STATEMENT: usize = 64;
 
 /// Pending additive deltas: users (quota, used_quota, request_count), tokens (remain_quota,
 /// used_quota; accessed_time is set), channels (used_quota). Ordered maps keep the lock order
@@ -156,24 +156,28 @@ struct Sums {
 
 impl Sums {
     async fn write(&mut self, db: &Db, tx: &mut Tx<'_>, ts: i64) -> Result<(), sqlx::Error> {
-        for (id, (quota, used, count)) in std::mem::take(&mut self.users) {
-            sqlx::query(db.sql(
-                "UPDATE users SET quota = quota + ?, used_quota = used_quota + ?, \
-                 request_count = request_count + ? WHERE id = ?",
-            ))
-            .bind(quota)
-            .bind(used)
-            .bind(count)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-        }
-        // Tokens are many per batch (one per distinct key used): a few statements for all of them.
+        // Users and tokens are many per batch (one per distinct user and key that made a
+        // request): a few statements for all of them, not one each.
+        let users: Vec<(i64, [i64; 3])> = std::mem::take(&mut self.users)
+            .into_iter()
+            .map(|(id, (quota, used, count))| (id, [quota, used, count]))
+            .collect();
+        add_by_id(
+            db,
+            tx,
+            "move users",
+            "users",
+            ["quota", "used_quota", "request_count"],
+            &users,
+            None,
+        )
+        .await?;
         let tokens = std::mem::take(&mut self.tokens);
         let (touched, moved): (Vec<_>, Vec<_>) = tokens
             .into_iter()
-            .partition(|(_, (remain, used))| *remain == 0 && *used == 0);
-        for chunk in super::pow2_chunks(&touched, TOKENS_PER_STATEMENT) {
+            .map(|(id, (remain, used))| (id, [remain, used]))
+            .partition(|(_, d)| *d == [0, 0]);
+        for chunk in super::pow2_chunks(&touched, ROWS_PER_STATEMENT) {
             let sql = db.multi_row("touch tokens", chunk.len(), || {
                 format!(
                     "UPDATE tokens SET accessed_time = ? WHERE id IN ({})",
@@ -186,29 +190,16 @@ impl Sums {
             }
             q.execute(&mut **tx).await?;
         }
-        for chunk in super::pow2_chunks(&moved, TOKENS_PER_STATEMENT) {
-            let sql = db.multi_row("move tokens", chunk.len(), || {
-                let cases = vec!["WHEN ? THEN ?"; chunk.len()].join(" ");
-                format!(
-                    "UPDATE tokens SET remain_quota = remain_quota + CASE id {cases} END, \
-                     used_quota = used_quota + CASE id {cases} END, accessed_time = ? \
-                     WHERE id IN ({})",
-                    super::marks(chunk.len())
-                )
-            });
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (id, (remain, _)) in chunk {
-                q = q.bind(*id).bind(*remain);
-            }
-            for (id, (_, used)) in chunk {
-                q = q.bind(*id).bind(*used);
-            }
-            q = q.bind(ts);
-            for (id, _) in chunk {
-                q = q.bind(*id);
-            }
-            q.execute(&mut **tx).await?;
-        }
+        add_by_id(
+            db,
+            tx,
+            "move tokens",
+            "tokens",
+            ["remain_quota", "used_quota"],
+            &moved,
+            Some(ts),
+        )
+        .await?;
         for (id, used) in std::mem::take(&mut self.channels) {
             sqlx::query(db.sql("UPDATE channels SET used_quota = used_quota + ? WHERE id = ?"))
                 .bind(used)
@@ -218,6 +209,50 @@ impl Sums {
         }
         Ok(())
     }
+}
+
+/// Adds each row's deltas to `columns` of `table`, [`ROWS_PER_STATEMENT`] rows per statement
+/// (`col = col + CASE id WHEN ? THEN ? ... END`), and sets `accessed_time` when given.
+async fn add_by_id<const N: usize>(
+    db: &Db,
+    tx: &mut Tx<'_>,
+    name: &'static str,
+    table: &str,
+    columns: [&str; N],
+    rows: &[(i64, [i64; N])],
+    accessed: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    for chunk in super::pow2_chunks(rows, ROWS_PER_STATEMENT) {
+        let sql = db.multi_row(name, chunk.len(), || {
+            let cases = vec!["WHEN ? THEN ?"; chunk.len()].join(" ");
+            let mut sets: Vec<String> = columns
+                .iter()
+                .map(|c| format!("{c} = {c} + CASE id {cases} END"))
+                .collect();
+            if accessed.is_some() {
+                sets.push("accessed_time = ?".into());
+            }
+            format!(
+                "UPDATE {table} SET {} WHERE id IN ({})",
+                sets.join(", "),
+                super::marks(chunk.len())
+            )
+        });
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for c in 0..N {
+            for (id, d) in chunk {
+                q = q.bind(*id).bind(d[c]);
+            }
+        }
+        if let Some(ts) = accessed {
+            q = q.bind(ts);
+        }
+        for (id, _) in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// Takes up to `want` from the user's quota and (for a limited token) the token's remaining quota,

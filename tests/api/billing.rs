@@ -223,7 +223,23 @@ async fn batched_writer_still_bills_everything(backend: Backend, mode: LedgerMod
         }
         limited.push((tid, n));
     }
+    // Several users in one batch (the writer updates them in one statement too).
+    let mut others = Vec::new();
+    for n in 1..=3i64 {
+        let other = user(&app, 500_000, "default", 1).await;
+        let (_, key) = token(&app, other, None).await;
+        for _ in 0..n {
+            post_ok(&app, &key, "/v1/chat/completions", &body()).await;
+        }
+        others.push((other, n));
+    }
     settled(&app).await;
+    for (other, n) in others {
+        let u = user_row(&app, other).await;
+        assert_eq!(u.quota, 500_000 - n * 750, "user {other}");
+        assert_eq!(u.used_quota, n * 750, "user {other}");
+        assert_eq!(u.request_count, n, "user {other}");
+    }
     for (tid, n) in limited {
         let t = token_row(&app, tid).await;
         assert_eq!(t.remain_quota, 100_000 - n * 750, "token {tid}");
