@@ -2,8 +2,9 @@
 //! comma-separated `host:port` list with `REDIS_PASSWORD`, which is a Sentinel group when
 //! `REDIS_MASTER_NAME` is set and a Cluster otherwise.
 //!
-//! Quota keys share a hash tag per user (`{u<id>}`), so a user's and a token's balance sit in the
-//! same cluster slot and one script moves both atomically.
+//! Quota keys share a hash tag per shard (`{q<n>}`, the user id modulo [`SHARDS`]), so a user's
+//! and a token's balance, the shard's holds and its stream sit in one Cluster slot, and one
+//! script run moves them atomically.
 
 use std::sync::{Arc, Mutex};
 
