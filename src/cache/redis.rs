@@ -836,6 +836,7 @@ impl QuotaStore {
                     Some(t) => inv.key(&user).key(self.token_key(user_id, t)),
                     None => inv.key(&user).key(&user),
                 };
+                let limited = if token.is_some() { "1" } else { "0" };
                 match call {
                     Call::Reserve {
                         amount,
@@ -845,7 +846,7 @@ impl QuotaStore {
                         ..
                     } => inv
                         .arg("r")
-                        .arg(if token.is_some() { "1" } else { "0" })
+                        .arg(limited)
                         .arg(amount)
                         .arg(hold_id)
                         .arg(hold_value)
@@ -854,7 +855,7 @@ impl QuotaStore {
                         .arg(""),
                     Call::Settle(op) => inv
                         .arg("s")
-                        .arg(if token.is_some() { "1" } else { "0" })
+                        .arg(limited)
                         .arg(&*op.hold_id)
                         .arg(op.reserved)
                         .arg(op.price)

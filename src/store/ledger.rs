@@ -177,19 +177,9 @@ impl Sums {
             .into_iter()
             .map(|(id, (remain, used))| (id, [remain, used]))
             .partition(|(_, d)| *d == [0, 0]);
-        for chunk in super::pow2_chunks(&touched, ROWS_PER_STATEMENT) {
-            let sql = db.multi_row("touch tokens", chunk.len(), || {
-                format!(
-                    "UPDATE tokens SET accessed_time = ? WHERE id IN ({})",
-                    super::marks(chunk.len())
-                )
-            });
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ts);
-            for (id, _) in chunk {
-                q = q.bind(*id);
-            }
-            q.execute(&mut **tx).await?;
-        }
+        // Tokens used at no charge only have their access time set.
+        let touched: Vec<(i64, [i64; 0])> = touched.into_iter().map(|(id, _)| (id, [])).collect();
+        add_by_id(db, tx, "touch tokens", "tokens", [], &touched, Some(ts)).await?;
         add_by_id(
             db,
             tx,
