@@ -650,6 +650,16 @@ struct Row_ {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The pass-through proxy in a process of its own, so that its memory can be read apart
+    // (the open-streams case): `--serve-proxy UPSTREAM` prints the port and serves.
+    let argv: Vec<String> = std::env::args().collect();
+    if let Some(i) = argv.iter().position(|a| a == "--serve-proxy") {
+        let upstream = argv.get(i + 1).cloned().unwrap_or_default();
+        // Two workers, as Tollgate has on this machine's two cores.
+        let port = upstream::start_proxy(upstream, 2)?;
+        println!("{port}");
+        std::future::pending::<()>().await;
+    }
     // `cargo bench` passes --bench; anything else (cargo test --all-targets) only builds it.
     if !std::env::args().any(|a| a == "--bench") {
         eprintln!("relay benchmark: run it with `cargo bench --bench relay` or scripts/bench");
@@ -932,6 +942,39 @@ async fn main() -> anyhow::Result<()> {
         );
         rows.push(Row_ {
             scenario: format!("tollgate sqlite, {open_streams} slow streams open"),
+            stream: true,
+            concurrency: open_streams,
+            load,
+            ttfb_p99: None,
+            rss_mb: Some(peak),
+            cpu_us: None,
+            ledger: format!("idle RSS {idle:.1} MB"),
+        });
+        drop(t);
+        // The same streams through the pass-through proxy in its own process: what this HTTP
+        // stack (actix-web in front, reqwest behind) holds per stream with no relay work at all.
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["--serve-proxy", &format!("http://127.0.0.1:{slow}")])
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().expect("piped stdout")),
+            &mut line,
+        )?;
+        let port: u16 = line.trim().parse()?;
+        let idle = rss_kb(child.id(), "VmRSS:") as f64 / 1024.0;
+        let target = format!("http://127.0.0.1:{port}/v1/chat/completions");
+        let load = run_wrk(&target, &script, open_streams, 12);
+        let peak = rss_kb(child.id(), "VmHWM:") as f64 / 1024.0;
+        let _ = child.kill();
+        let _ = child.wait();
+        eprintln!(
+            "pass-through proxy, {open_streams} open streams: idle RSS {idle:.1} MB, peak {peak:.1} MB, {} streams finished, {} errors",
+            load.requests, load.errors
+        );
+        rows.push(Row_ {
+            scenario: format!("pass-through proxy, {open_streams} slow streams open"),
             stream: true,
             concurrency: open_streams,
             load,
