@@ -29,7 +29,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::cache::memory::MemoryBalances;
-use crate::cache::redis::{QuotaStore, Reserve, SHARDS, Settle};
+use crate::cache::redis::{Payload, QuotaStore, Reserve, SHARDS, Settle};
 use crate::error::{AppError, V1Error};
 use crate::store::Db;
 use crate::store::ledger::{self as store_ledger, Movement, ReserveError};
@@ -435,7 +435,7 @@ impl Ledger {
                 let db = self.db.clone();
                 let (node, receipts) = (self.node.clone(), self.receipts.clone());
                 let hold = hold.unwrap_or_default();
-                let payload = match serde_json::to_string(&m) {
+                let payload = match m.encode() {
                     Ok(p) => p,
                     Err(e) => {
                         tracing::error!(error = %e, "cannot encode a quota movement");
@@ -683,7 +683,10 @@ async fn write_back(ledger: &Ledger, q: &QuotaStore) -> anyhow::Result<usize> {
             let mut moves = entries
                 .iter()
                 .map(|e| {
-                    let mut m: Movement = serde_json::from_str(&e.payload)?;
+                    let mut m = match &e.payload {
+                        Payload::Compact(b) => Movement::decode(b)?,
+                        Payload::Json(j) => serde_json::from_slice(j)?,
+                    };
                     m.charged = e.charged;
                     m.external = true;
                     Ok(m)

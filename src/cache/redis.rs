@@ -403,7 +403,7 @@ local function settle(uk, tk, hold, reserved, price, counted, payload, node)
   end
   local charged = reserved + delta
   if counted == '1' or charged ~= 0 then
-    redis.call('XADD', KEYS[2], '*', 'm', payload, 'c', charged)
+    redis.call('XADD', KEYS[2], '*', 'b', payload, 'c', charged)
   end
   redis.call('HSET', KEYS[1], hold, node .. ' = ' .. charged)
   return charged
@@ -503,8 +503,9 @@ pub struct Settle {
     pub price: i64,
     /// Whether the request counts (it is logged even at price 0).
     pub counted: bool,
-    /// The movement as the write-back reads it from the stream.
-    pub payload: Arc<str>,
+    /// The movement as the write-back reads it from the stream, in its compact form (the
+    /// entry's `b` field).
+    pub payload: Arc<[u8]>,
 }
 
 /// One call of the `QUOTA` script.
@@ -569,8 +570,18 @@ fn lock(q: &Mutex<CallQueues>) -> std::sync::MutexGuard<'_, CallQueues> {
 pub struct StreamEntry {
     /// The stream id as `(ms, seq)`.
     pub id: (i64, i64),
-    pub payload: String,
+    pub payload: Payload,
     pub charged: i64,
+}
+
+/// A stream entry's movement, in the form its node wrote it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    /// The `b` field: `Movement::encode`'s compact form (since session 17).
+    Compact(Vec<u8>),
+    /// The `m` field: JSON, as nodes of earlier versions wrote it, still read so that a stream
+    /// written before an upgrade is written back after it.
+    Json(Vec<u8>),
 }
 
 /// Atomic quota balances in Redis, the holds of in-flight requests and the per-shard streams of
@@ -953,7 +964,7 @@ impl QuotaStore {
         let key = self.stream_key(shard);
         // The next possible id after `after` (an exclusive "(id" needs Redis 6.2).
         let start = after.map_or("-".to_string(), |(ms, seq)| format!("{ms}-{}", seq + 1));
-        let raw: Vec<(String, Vec<String>)> = with_conn!(&self.pool, c => {
+        let raw: Vec<(String, Vec<Vec<u8>>)> = with_conn!(&self.pool, c => {
             redis::cmd("XRANGE").arg(key).arg(&start).arg("+").arg("COUNT").arg(count)
                 .query_async(&mut c).await?
         });
@@ -963,13 +974,14 @@ impl QuotaStore {
                     .split_once('-')
                     .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
                     .ok_or_else(|| anyhow::anyhow!("bad stream id {id}"))?;
-                let mut payload = String::new();
+                let mut payload = Payload::Json(Vec::new());
                 let mut charged = 0;
                 let mut fields = fields.into_iter();
                 while let (Some(name), Some(v)) = (fields.next(), fields.next()) {
-                    match name.as_str() {
-                        "m" => payload = v,
-                        "c" => charged = v.parse()?,
+                    match &name[..] {
+                        b"b" => payload = Payload::Compact(v),
+                        b"m" => payload = Payload::Json(v),
+                        b"c" => charged = std::str::from_utf8(&v)?.parse()?,
                         _ => {}
                     }
                 }
@@ -1553,7 +1565,7 @@ mod tests {
             reserved,
             price,
             counted,
-            payload: "{}".into(),
+            payload: Arc::from(&b"{}"[..]),
         }
     }
 

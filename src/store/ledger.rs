@@ -86,6 +86,28 @@ pub struct Movement {
     pub external: bool,
 }
 
+/// The first byte of a movement in its compact form ([`Movement::encode`]): a later layout gets
+/// another, so that a node never misreads an entry that a newer node wrote.
+const COMPACT_V1: u8 = 1;
+
+impl Movement {
+    /// The movement as the Redis stream carries it: [`COMPACT_V1`], then postcard (varints, no
+    /// field names). Its JSON form cost the write-back 7% of a request's instructions to write
+    /// and read back.
+    pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_extend(self, vec![COMPACT_V1])
+    }
+
+    /// Reads [`Movement::encode`]'s form.
+    pub fn decode(bytes: &[u8]) -> anyhow::Result<Movement> {
+        match bytes.split_first() {
+            Some((&COMPACT_V1, rest)) => Ok(postcard::from_bytes(rest)?),
+            Some((v, _)) => anyhow::bail!("movement in format {v}, written by a newer Tollgate"),
+            None => anyhow::bail!("empty movement"),
+        }
+    }
+}
+
 /// Applies movements to users, tokens and channels inside `tx`, and returns what each one really
 /// charged. Deltas are added with `col = col + ?`, so the order of movements does not matter.
 ///
@@ -404,4 +426,59 @@ pub async fn auto_disable_channel(db: &Db, channel_id: i64) -> Result<(), sqlx::
         .execute(&mut *tx)
         .await?;
     tx.commit().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_movements_read_back_as_written() {
+        let full = Movement {
+            user_id: 7,
+            token_id: -3,
+            unlimited: true,
+            channel_id: 1 << 40,
+            reserved: i64::MAX,
+            charged: i64::MIN,
+            settled: true,
+            log: Some(Log {
+                user_id: 7,
+                created_at: 1_700_000_000,
+                r#type: 2,
+                content: "模型倍率 15.00，分组倍率 1.00 \"quoted\"".into(),
+                username: "alice".into(),
+                token_name: "".into(),
+                token_id: 3,
+                model_name: "gpt-4o".into(),
+                quota: 1234,
+                prompt_tokens: 12,
+                completion_tokens: 9,
+                channel_id: 1,
+                request_id: "2026120107000000000001".into(),
+                elapsed_time: 85,
+                is_stream: true,
+                system_prompt_reset: false,
+                ..Log::default()
+            }),
+            external: false,
+        };
+        for m in [full, Movement::default()] {
+            let bytes = m.encode().unwrap();
+            let back = Movement::decode(&bytes).unwrap();
+            assert_eq!(format!("{back:?}"), format!("{m:?}"));
+            // Smaller than the JSON it replaces.
+            assert!(bytes.len() < serde_json::to_vec(&m).unwrap().len() / 2);
+        }
+    }
+
+    #[test]
+    fn unknown_or_broken_movements_are_refused() {
+        let mut bytes = Movement::default().encode().unwrap();
+        assert!(Movement::decode(&[]).is_err());
+        assert!(Movement::decode(&bytes[..bytes.len() - 1]).is_err());
+        bytes[0] = 2;
+        let err = Movement::decode(&bytes).unwrap_err().to_string();
+        assert!(err.contains("newer Tollgate"), "{err}");
+    }
 }

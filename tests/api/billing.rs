@@ -445,7 +445,7 @@ async fn a_dead_nodes_receipts_are_dropped_not_refunded(backend: Backend) {
             reserved: 10,
             price: 0,
             counted: false,
-            payload: "".into(),
+            payload: Default::default(),
         })
         .await
         .unwrap(),
@@ -459,6 +459,76 @@ async fn a_dead_nodes_receipts_are_dropped_not_refunded(backend: Backend) {
     assert_eq!(balance().await, Some(10_000), "refunded twice");
     let shard = tollgate::cache::redis::QuotaStore::shard_of(uid);
     assert!(q.holds(shard).await.unwrap().is_empty());
+    app.finish().await;
+}
+
+crate::db_test!(movements_written_as_json_by_an_older_node_are_written_back);
+
+/// Nodes write movements to the Redis stream in a compact binary form; nodes before it wrote
+/// JSON (the `m` field). A stream left by an older node, during a rolling upgrade, must still
+/// reach the database exactly once, beside the compact entries.
+async fn movements_written_as_json_by_an_older_node_are_written_back(backend: Backend) {
+    let Some(app) = spawn_app_mode(backend, LedgerMode::Redis, &[]).await else {
+        return;
+    };
+    let uid = user(&app, 10_000, "default", 1).await;
+    let ledger = app.state.relay.ledger.clone();
+    let q = app.state.relay.redis.clone().expect("redis mode");
+    let base = tollgate::store::ledger::Movement {
+        user_id: uid,
+        unlimited: true,
+        ..Default::default()
+    };
+    // A compact entry, through the ledger: 30 charged.
+    ledger
+        .reserve(base.clone(), 50)
+        .await
+        .unwrap()
+        .unwrap()
+        .settle(0, 30, None)
+        .wait()
+        .await;
+    // A JSON entry, as an older node's settle script appended it: 70 charged, with its log.
+    let old = tollgate::store::ledger::Movement {
+        settled: true,
+        charged: 70,
+        log: Some(tollgate::store::logs::Log {
+            user_id: uid,
+            r#type: 2,
+            quota: 70,
+            model_name: "from-an-older-node".into(),
+            created_at: 1_700_000_000,
+            ..Default::default()
+        }),
+        ..base
+    };
+    let key = q
+        .stream_key(tollgate::cache::redis::QuotaStore::shard_of(uid))
+        .to_string();
+    let client = redis::Client::open(crate::helpers::redis_url().unwrap()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(&key)
+        .arg("*")
+        .arg("m")
+        .arg(serde_json::to_string(&old).unwrap())
+        .arg("c")
+        .arg(70)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    ledger.flush().await;
+    let u = user_row(&app, uid).await;
+    assert_eq!(u.used_quota, 100, "both entries, once each");
+    assert_eq!(u.quota, 10_000 - 100);
+    assert_eq!(u.request_count, 2);
+    assert_eq!(logged_quota(&app, uid).await, 70);
+    let len: i64 = redis::cmd("XLEN")
+        .arg(&key)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(len, 0, "written back entries stay in the stream");
     app.finish().await;
 }
 
