@@ -36,6 +36,8 @@ struct Args {
     open_streams: usize,
     /// Count Tollgate's instructions per request under callgrind instead of timing it.
     callgrind: bool,
+    /// `--concurrency N`: that many clients only (a profile of one load), not 1, 64 and 512.
+    concurrency: Option<usize>,
 }
 
 impl Args {
@@ -61,6 +63,7 @@ fn args() -> Args {
         only: None,
         open_streams: 0,
         callgrind: false,
+        concurrency: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -74,6 +77,7 @@ fn args() -> Args {
             "--redis" => a.redis = it.next(),
             "--only" => a.only = it.next(),
             "--callgrind" => a.callgrind = true,
+            "--concurrency" => a.concurrency = it.next().and_then(|n| n.parse().ok()),
             "--open-streams" => {
                 a.open_streams = it.next().and_then(|n| n.parse().ok()).unwrap_or(0)
             }
@@ -672,7 +676,12 @@ async fn main() -> anyhow::Result<()> {
         Command::new("wrk").arg("--version").output().is_ok(),
         "wrk is not installed (apt-get install wrk)"
     );
-    let concurrencies: &[usize] = if a.quick { &[64] } else { &[1, 64, 512] };
+    let one = a.concurrency.map(|c| [c]);
+    let concurrencies: &[usize] = match &one {
+        Some(c) => c,
+        None if a.quick => &[64],
+        None => &[1, 64, 512],
+    };
     let open_streams = if a.open_streams == 0 && !a.quick {
         // Tollgate holds two descriptors per open stream (client and upstream): stay inside the
         // limit it inherits, or the run measures refused connections instead of memory.
