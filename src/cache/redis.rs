@@ -837,17 +837,26 @@ impl QuotaStore {
             if batch.is_empty() {
                 continue;
             }
-            let mut inv = self.quota.prepare_invoke();
-            inv.key(self.holds_key_of(shard as i64))
-                .key(self.stream_key(shard as i64));
+            // `EVALSHA` built as one command, keys first: redis-rs's `ScriptInvocation` keeps
+            // each key and argument in a buffer of its own (18 allocations a request) before
+            // copying them all into the command.
+            let keys = 2 + 2 * batch.len();
+            let mut cmd = redis::Cmd::with_capacity(3 + keys + 8 * batch.len(), 128 * batch.len());
+            cmd.arg("EVALSHA")
+                .arg(self.quota.get_hash())
+                .arg(keys)
+                .arg(self.holds_key_of(shard as i64))
+                .arg(self.stream_key(shard as i64));
             for (call, _) in &batch {
                 let (user_id, token) = call.user();
                 let user = self.user_key(user_id);
                 match token {
-                    Some(t) => inv.key(&user).key(self.token_key(user_id, t)),
-                    None => inv.key(&user).key(&user),
+                    Some(t) => cmd.arg(&user).arg(self.token_key(user_id, t)),
+                    None => cmd.arg(&user).arg(&user),
                 };
-                let limited = if token.is_some() { "1" } else { "0" };
+            }
+            for (call, _) in &batch {
+                let limited = if call.user().1.is_some() { "1" } else { "0" };
                 match call {
                     Call::Reserve {
                         amount,
@@ -855,7 +864,7 @@ impl QuotaStore {
                         hold_value,
                         ttl,
                         ..
-                    } => inv
+                    } => cmd
                         .arg("r")
                         .arg(limited)
                         .arg(amount)
@@ -864,7 +873,7 @@ impl QuotaStore {
                         .arg(ttl)
                         .arg("")
                         .arg(""),
-                    Call::Settle(op) => inv
+                    Call::Settle(op) => cmd
                         .arg("s")
                         .arg(limited)
                         .arg(&*op.hold_id)
@@ -877,8 +886,20 @@ impl QuotaStore {
             }
             #[cfg(test)]
             self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let sent: anyhow::Result<Vec<i64>> =
-                async { Ok(with_conn!(&self.pool, c => inv.invoke_async(&mut c).await?)) }.await;
+            let sent: anyhow::Result<Vec<i64>> = async {
+                Ok(with_conn!(&self.pool, c => {
+                    match cmd.query_async(&mut c).await {
+                        // Redis lost its scripts (a restart, `SCRIPT FLUSH`): load it and
+                        // send again, as `ScriptInvocation` does.
+                        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                            self.quota.load_async(&mut c).await?;
+                            cmd.query_async(&mut c).await?
+                        }
+                        sent => sent?,
+                    }
+                }))
+            }
+            .await;
             let answers = match sent {
                 Ok(answers) if answers.len() == batch.len() => {
                     answers.into_iter().map(Ok).collect()
@@ -1443,6 +1464,42 @@ mod tests {
         assert_eq!(q.balance(&user).await.unwrap(), Some(970));
         assert_eq!(q.balance(&token).await.unwrap(), Some(970));
         cleanup(&q).await.unwrap();
+    }
+
+    /// Redis forgets its scripts when it restarts without persistence or on `SCRIPT FLUSH`;
+    /// the quota calls (sent as `EVALSHA`) must load the script again, not fail.
+    #[tokio::test]
+    async fn quota_calls_load_a_script_redis_forgot() {
+        let Some(q) = test_store().await else { return };
+        let v = q.version(3).await.unwrap();
+        assert!(q.load(3, None, 1000, &v).await.unwrap());
+        assert_eq!(
+            q.reserve(3, None, 10, "f1", "n 3 - 10").await.unwrap(),
+            Reserve::Ok
+        );
+        let url = redis_url().unwrap();
+        let mut c = redis::Client::open(url)
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(
+            q.reserve(3, None, 10, "f2", "n 3 - 10").await.unwrap(),
+            Reserve::Ok
+        );
+        assert_eq!(
+            q.settle(op(3, None, "f2", 10, 4, true)).await.unwrap(),
+            Some(4)
+        );
+        assert_eq!(
+            q.balance(&q.user_key(3)).await.unwrap(),
+            Some(1000 - 10 - 4)
+        );
     }
 
     /// A store under a fresh key prefix on `TEST_REDIS_URL`'s Redis; `None` (the test skips)
