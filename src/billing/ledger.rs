@@ -700,10 +700,11 @@ async fn write_back(ledger: &Ledger, q: &QuotaStore) -> anyhow::Result<usize> {
             if !fresh.is_empty() {
                 let charges = store_ledger::apply(db, &mut tx, fresh).await?;
                 for (m, c) in fresh.iter_mut().zip(&charges) {
-                    m.log = charged_log(m, *c);
+                    charge_log(m, *c);
                 }
                 if ledger.log_db.is_none() {
-                    let rows: Vec<Log> = fresh.iter().filter_map(|m| m.log.clone()).collect();
+                    // Taken, not copied: a round that fails reads its entries from Redis again.
+                    let rows: Vec<Log> = fresh.iter_mut().filter_map(|m| m.log.take()).collect();
                     logs::insert_many(db, &mut tx, &rows).await?;
                 }
                 if !store_ledger::advance_cursor(db, &mut tx, name, from, last).await? {
@@ -720,7 +721,7 @@ async fn write_back(ledger: &Ledger, q: &QuotaStore) -> anyhow::Result<usize> {
                 // database that was down, a node that stopped in between) too. The stream keeps
                 // them until their logs are in.
                 for m in &mut moves[..done] {
-                    m.log = charged_log(m, m.charged);
+                    charge_log(m, m.charged);
                 }
                 if moves.iter().any(|m| m.log.is_some()) {
                     let logs_cursor = format!("logs:{name}");
@@ -981,10 +982,14 @@ async fn write_batch(
         } else {
             let charges = store_ledger::apply(db, &mut tx, moves).await?;
             if log_db.is_none() {
+                // Copied: a batch that fails is retried from these movements.
                 let rows: Vec<Log> = moves
-                    .iter()
+                    .iter_mut()
                     .zip(&charges)
-                    .filter_map(|(m, charged)| charged_log(m, *charged))
+                    .filter_map(|(m, charged)| {
+                        charge_log(m, *charged);
+                        m.log.clone()
+                    })
                     .collect();
                 logs::insert_many(db, &mut tx, &rows).await?;
             }
@@ -995,7 +1000,7 @@ async fn write_batch(
         batch.moves_done = true;
         if let (Some(_), Some(charges)) = (log_db, &batch.charges) {
             for (m, charged) in moves.iter_mut().zip(charges) {
-                m.log = charged_log(m, *charged);
+                charge_log(m, *charged);
             }
         }
     }
@@ -1008,17 +1013,18 @@ async fn write_batch(
     }
 }
 
-/// The movement's consume log with the quota really charged.
-fn charged_log(m: &Movement, charged: i64) -> Option<Log> {
-    let mut l = m.log.clone()?;
-    if l.quota != charged {
+/// Makes the movement's consume log record the quota really charged, which is less than the
+/// price when a balance ran out. Idempotent: a retried batch may adjust a log twice.
+fn charge_log(m: &mut Movement, charged: i64) {
+    if let Some(l) = &mut m.log
+        && l.quota != charged
+    {
         l.content = format!(
             "{} (balance exhausted: charged {charged} of {})",
             l.content, l.quota
         );
         l.quota = charged;
     }
-    Some(l)
 }
 
 /// Writes consume logs to the log database, once: its cursor row `cursor` moves to `to` with
