@@ -596,7 +596,7 @@ pub async fn redeem(
         ..Default::default()
     };
     if same_db {
-        logs::insert_many(&state.db, &mut tx, std::slice::from_ref(&log)).await?;
+        logs::insert_many(&state.db, &mut tx, vec![log]).await?;
         tx.commit().await?;
     } else {
         tx.commit().await?;

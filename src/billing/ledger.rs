@@ -705,7 +705,7 @@ async fn write_back(ledger: &Ledger, q: &QuotaStore) -> anyhow::Result<usize> {
                 if ledger.log_db.is_none() {
                     // Taken, not copied: a round that fails reads its entries from Redis again.
                     let rows: Vec<Log> = fresh.iter_mut().filter_map(|m| m.log.take()).collect();
-                    logs::insert_many(db, &mut tx, &rows).await?;
+                    logs::insert_many(db, &mut tx, rows).await?;
                 }
                 if !store_ledger::advance_cursor(db, &mut tx, name, from, last).await? {
                     // Another node wrote these first.
@@ -991,7 +991,7 @@ async fn write_batch(
                         m.log.clone()
                     })
                     .collect();
-                logs::insert_many(db, &mut tx, &rows).await?;
+                logs::insert_many(db, &mut tx, rows).await?;
             }
             store_ledger::advance_cursor(db, &mut tx, batch.cursor, from, to).await?;
             batch.charges = Some(charges);
@@ -1044,7 +1044,7 @@ async fn write_logs(
         }
         let rows = rows_after(from);
         if !rows.is_empty() {
-            logs::insert_many(ldb, &mut ltx, &rows).await?;
+            logs::insert_many(ldb, &mut ltx, rows).await?;
         }
         if store_ledger::advance_cursor(ldb, &mut ltx, cursor, from, to).await? {
             return ltx.commit().await;

@@ -69,9 +69,9 @@ const INSERT_ROWS: usize = 64;
 /// power-of-two sizes up to [`INSERT_ROWS`] (see [`super::pow2_chunks`]), and adds the consume
 /// logs among them to the rollup in the same transaction (`store::log_rollups`): committed
 /// together or not at all.
-pub async fn insert_many(db: &Db, tx: &mut Tx<'_>, logs: &[Log]) -> Result<(), sqlx::Error> {
+pub async fn insert_many(db: &Db, tx: &mut Tx<'_>, logs: Vec<Log>) -> Result<(), sqlx::Error> {
+    let deltas = log_rollups::deltas(&logs, 1);
     insert_rows(db, tx, logs).await?;
-    let deltas = log_rollups::deltas(logs, 1);
     if !deltas.is_empty() {
         log_rollups::apply(db, tx, &deltas).await?;
     }
@@ -83,44 +83,49 @@ pub async fn insert_many(db: &Db, tx: &mut Tx<'_>, logs: &[Log]) -> Result<(), s
 pub async fn insert(db: &Db, l: &Log) -> Result<(), sqlx::Error> {
     if l.r#type != TYPE_CONSUME {
         let mut conn = db.pool.acquire().await?;
-        return insert_rows(db, &mut conn, std::slice::from_ref(l)).await;
+        return insert_rows(db, &mut conn, vec![l.clone()]).await;
     }
     let mut tx = db.pool.begin().await?;
-    insert_many(db, &mut tx, std::slice::from_ref(l)).await?;
+    insert_many(db, &mut tx, vec![l.clone()]).await?;
     tx.commit().await
 }
 
-/// The multi-row `INSERT`s of [`insert_many`], without the rollup.
+/// The multi-row `INSERT`s of [`insert_many`], without the rollup. The rows' text moves into the
+/// statement's arguments rather than being copied (five strings a consume log).
 async fn insert_rows(
     db: &Db,
     conn: &mut sqlx::AnyConnection,
-    logs: &[Log],
+    logs: Vec<Log>,
 ) -> Result<(), sqlx::Error> {
-    for chunk in super::pow2_chunks(logs, INSERT_ROWS) {
-        let sql = db.multi_row("insert logs", chunk.len(), || {
+    let sizes: Vec<usize> = super::pow2_chunks(&logs, INSERT_ROWS)
+        .map(<[Log]>::len)
+        .collect();
+    let mut rows = logs.into_iter();
+    for n in sizes {
+        let sql = db.multi_row("insert logs", n, || {
             format!(
                 "INSERT INTO logs (user_id, created_at, type, content, username, token_name, \
                  token_id, model_name, quota, prompt_tokens, completion_tokens, channel_id, \
                  request_id, elapsed_time, is_stream, system_prompt_reset) VALUES {}",
-                super::value_rows(chunk.len(), 16)
+                super::value_rows(n, 16)
             )
         });
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for l in chunk {
+        for l in rows.by_ref().take(n) {
             q = q
                 .bind(l.user_id)
                 .bind(l.created_at)
                 .bind(l.r#type)
-                .bind(l.content.clone())
-                .bind(l.username.clone())
-                .bind(l.token_name.clone())
+                .bind(l.content)
+                .bind(l.username)
+                .bind(l.token_name)
                 .bind(l.token_id)
-                .bind(l.model_name.clone())
+                .bind(l.model_name)
                 .bind(l.quota)
                 .bind(l.prompt_tokens)
                 .bind(l.completion_tokens)
                 .bind(l.channel_id)
-                .bind(l.request_id.clone())
+                .bind(l.request_id)
                 .bind(l.elapsed_time)
                 .bind(i64::from(l.is_stream))
                 .bind(i64::from(l.system_prompt_reset));

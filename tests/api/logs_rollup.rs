@@ -154,7 +154,7 @@ async fn rollup_stats_equal_raw_sums(backend: Backend) {
     for size in [1, 7, 600, 250, 3, 1_100] {
         let batch: Vec<Log> = (0..size).map(|_| random_log(&mut r)).collect();
         let mut tx = db.pool.begin().await.unwrap();
-        logs::insert_many(&db, &mut tx, &batch).await.unwrap();
+        logs::insert_many(&db, &mut tx, batch).await.unwrap();
         tx.commit().await.unwrap();
     }
     let count: i64 = sqlx::query("SELECT COUNT(*) FROM logs")
@@ -217,7 +217,7 @@ async fn rollup_survives_concurrent_writers(backend: Backend) {
                 loop {
                     let res = async {
                         let mut tx = db.pool.begin().await?;
-                        logs::insert_many(&db, &mut tx, &batch).await?;
+                        logs::insert_many(&db, &mut tx, batch.clone()).await?;
                         tx.commit().await
                     }
                     .await;
@@ -276,7 +276,7 @@ async fn batches_of_every_size_leave_no_cached_plans(backend: Backend) {
     for size in 1..=30 {
         let batch: Vec<Log> = (0..size).map(|_| random_log(&mut r)).collect();
         let mut tx = conn.begin().await.unwrap();
-        logs::insert_many(&db, &mut tx, &batch).await.unwrap();
+        logs::insert_many(&db, &mut tx, batch).await.unwrap();
         tx.commit().await.unwrap();
     }
     if backend == Backend::Postgres {
