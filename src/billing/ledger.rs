@@ -700,7 +700,7 @@ async fn write_back(ledger: &Ledger, q: &QuotaStore) -> anyhow::Result<usize> {
             if !fresh.is_empty() {
                 let charges = store_ledger::apply(db, &mut tx, fresh).await?;
                 for (m, c) in fresh.iter_mut().zip(&charges) {
-                    charge_log(m, *c);
+                    charge_log(&mut m.log, *c);
                 }
                 if ledger.log_db.is_none() {
                     // Taken, not copied: a round that fails reads its entries from Redis again.
@@ -721,7 +721,7 @@ async fn write_back(ledger: &Ledger, q: &QuotaStore) -> anyhow::Result<usize> {
                 // database that was down, a node that stopped in between) too. The stream keeps
                 // them until their logs are in.
                 for m in &mut moves[..done] {
-                    charge_log(m, m.charged);
+                    charge_log(&mut m.log, m.charged);
                 }
                 if moves.iter().any(|m| m.log.is_some()) {
                     let logs_cursor = format!("logs:{name}");
@@ -982,13 +982,14 @@ async fn write_batch(
         } else {
             let charges = store_ledger::apply(db, &mut tx, moves).await?;
             if log_db.is_none() {
-                // Copied: a batch that fails is retried from these movements.
+                // Copies: a batch that fails is retried from these movements as they are.
                 let rows: Vec<Log> = moves
-                    .iter_mut()
+                    .iter()
                     .zip(&charges)
                     .filter_map(|(m, charged)| {
-                        charge_log(m, *charged);
-                        m.log.clone()
+                        let mut log = m.log.clone();
+                        charge_log(&mut log, *charged);
+                        log
                     })
                     .collect();
                 logs::insert_many(db, &mut tx, rows).await?;
@@ -1000,7 +1001,7 @@ async fn write_batch(
         batch.moves_done = true;
         if let (Some(_), Some(charges)) = (log_db, &batch.charges) {
             for (m, charged) in moves.iter_mut().zip(charges) {
-                charge_log(m, *charged);
+                charge_log(&mut m.log, *charged);
             }
         }
     }
@@ -1013,10 +1014,10 @@ async fn write_batch(
     }
 }
 
-/// Makes the movement's consume log record the quota really charged, which is less than the
-/// price when a balance ran out. Idempotent: a retried batch may adjust a log twice.
-fn charge_log(m: &mut Movement, charged: i64) {
-    if let Some(l) = &mut m.log
+/// Makes a movement's consume log record the quota really charged, which is less than the
+/// price when a balance ran out.
+fn charge_log(log: &mut Option<Log>, charged: i64) {
+    if let Some(l) = log
         && l.quota != charged
     {
         l.content = format!(
