@@ -75,12 +75,32 @@ fn encoder(model: &str) -> &'static Encoding {
     }
 }
 
+/// Texts at least this long have their counts remembered ([`COUNTS`]).
+const REMEMBERED_FROM: usize = 512;
+
+/// Counts of long texts counted lately, by encoding, length and a hash of the text keyed per
+/// process: a chat client sends the whole conversation again with every request (and the same
+/// system prompt with every conversation), so all but its newest messages were counted before,
+/// and counting is proportional to the text's length. 65,536 entries of under 100 bytes.
+static COUNTS: LazyLock<moka::sync::Cache<(bool, usize, u64), i64>> =
+    LazyLock::new(|| moka::sync::Cache::new(65_536));
+static COUNTS_HASH: LazyLock<std::hash::RandomState> = LazyLock::new(Default::default);
+
 /// Tokens in a text for `model`.
 pub fn count_text(model: &str, text: &str) -> i64 {
     if text.is_empty() {
         return 0;
     }
-    encoder(model).count(text) as i64
+    let enc = encoder(model);
+    if text.len() < REMEMBERED_FROM {
+        return enc.count(text) as i64;
+    }
+    let key = (
+        std::ptr::eq(enc, &*O200K),
+        text.len(),
+        std::hash::BuildHasher::hash_one(&*COUNTS_HASH, text),
+    );
+    COUNTS.get_with(key, || enc.count(text) as i64)
 }
 
 /// The roles chat messages use, counted once per encoding by [`count_role`].
@@ -195,6 +215,7 @@ pub async fn count_messages_async(model: String, messages: Vec<Value>, size_hint
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::hash::BuildHasher;
 
     #[test]
     fn remembered_role_counts_are_the_counted_ones() {
@@ -207,6 +228,34 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn long_texts_are_counted_once_and_remembered() {
+        let base = "The quick brown fox jumps over the lazy dog. ".repeat(40);
+        for model in ["gpt-4", "gpt-4o"] {
+            let enc = encoder(model);
+            let o200k = std::ptr::eq(enc, &*O200K);
+            // Same length, different text: each has its own count.
+            let other = base.replace("fox", "cat");
+            for text in [&base, &other] {
+                let key = (o200k, text.len(), COUNTS_HASH.hash_one(text.as_str()));
+                let counted = enc.count(text) as i64;
+                assert_eq!(count_text(model, text), counted, "{model}");
+                assert_eq!(COUNTS.get(&key), Some(counted), "{model}: remembered");
+                assert_eq!(count_text(model, text), counted, "{model}: from memory");
+            }
+            // Short texts are counted every time.
+            let short = &base[..REMEMBERED_FROM - 1];
+            count_text(model, short);
+            let key = (o200k, short.len(), COUNTS_HASH.hash_one(short));
+            assert_eq!(COUNTS.get(&key), None);
+        }
+        // The two encodings count the same text apart.
+        assert_ne!(
+            count_text("gpt-4", &"日本語のテキスト".repeat(40)),
+            count_text("gpt-4o", &"日本語のテキスト".repeat(40))
+        );
     }
 
     #[test]
