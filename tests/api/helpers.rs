@@ -89,6 +89,18 @@ impl LedgerMode {
     }
 }
 
+/// A local address that refuses connections, and the socket that keeps it so: bound, never
+/// listening. A listener bound and dropped frees its port for the next test that binds one, and a
+/// test that took it for a closed port then reached another test's upstream (seen once in a full
+/// run: the "refused" channel answered). Keep the socket until the test ends.
+pub fn refusing_url() -> (socket2::Socket, String) {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    s.bind(&any.into()).unwrap();
+    let addr = s.local_addr().unwrap().as_socket().unwrap();
+    (s, format!("http://{addr}"))
+}
+
 pub fn redis_url() -> Option<String> {
     std::env::var("TEST_REDIS_URL")
         .ok()

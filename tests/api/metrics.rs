@@ -256,10 +256,7 @@ async fn failed_upstream_attempts_are_counted_by_channel_and_kind(backend: Backe
     };
     set_option(&app, "RetryTimes", "3").await;
     let model = unique_model("retry");
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    let (_held, closed) = crate::helpers::refusing_url();
     let slow = MockUpstream::start(|_| {
         let mut r = Reply::json(200, chat_completion("late", 1, 1));
         r.parts[0].0 = Duration::from_secs(3);

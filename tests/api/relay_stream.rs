@@ -264,10 +264,7 @@ async fn connect_errors_and_timeouts_are_retried(backend: Backend) {
     };
     set_option(&app, "RetryTimes", "2").await;
     // A closed port (connect refused), then a channel slower than RELAY_TIMEOUT, then a good one.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    let (_held, closed) = crate::helpers::refusing_url();
     let slow = MockUpstream::start(|_| {
         let mut r = Reply::json(200, crate::mock_upstream::chat_completion("late", 1, 1));
         r.parts[0].0 = Duration::from_secs(5);
