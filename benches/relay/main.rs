@@ -940,25 +940,14 @@ async fn main() -> anyhow::Result<()> {
         let path = scratch.path().join("bench-streams.db");
         let url = format!("sqlite://{}?mode=rwc", path.display());
         let t = start_tollgate(&url, None, None, slow, 1, None).await?;
-        let idle = rss_kb(t.child.id(), "VmRSS:") as f64 / 1024.0;
         let script = wrk_script(scratch.path(), STREAM_BODY, &t.keys);
-        let target = format!("http://127.0.0.1:{}/v1/chat/completions", t.port);
-        let load = run_wrk(&target, &script, open_streams, 12);
-        let peak = rss_kb(t.child.id(), "VmHWM:") as f64 / 1024.0;
-        eprintln!(
-            "{open_streams} open streams: idle RSS {idle:.1} MB, peak {peak:.1} MB, {} streams finished, {} errors",
-            load.requests, load.errors
-        );
-        rows.push(Row_ {
-            scenario: format!("tollgate sqlite, {open_streams} slow streams open"),
-            stream: true,
-            concurrency: open_streams,
-            load,
-            ttfb_p99: None,
-            rss_mb: Some(peak),
-            cpu_us: None,
-            ledger: format!("idle RSS {idle:.1} MB"),
-        });
+        rows.push(open_streams_row(
+            "tollgate sqlite",
+            t.child.id(),
+            t.port,
+            &script,
+            open_streams,
+        ));
         drop(t);
         // The same streams through the pass-through proxy in its own process: what this HTTP
         // stack (actix-web in front, reqwest behind) holds per stream with no relay work at all.
@@ -972,26 +961,15 @@ async fn main() -> anyhow::Result<()> {
             &mut line,
         )?;
         let port: u16 = line.trim().parse()?;
-        let idle = rss_kb(child.id(), "VmRSS:") as f64 / 1024.0;
-        let target = format!("http://127.0.0.1:{port}/v1/chat/completions");
-        let load = run_wrk(&target, &script, open_streams, 12);
-        let peak = rss_kb(child.id(), "VmHWM:") as f64 / 1024.0;
+        rows.push(open_streams_row(
+            "pass-through proxy",
+            child.id(),
+            port,
+            &script,
+            open_streams,
+        ));
         let _ = child.kill();
         let _ = child.wait();
-        eprintln!(
-            "pass-through proxy, {open_streams} open streams: idle RSS {idle:.1} MB, peak {peak:.1} MB, {} streams finished, {} errors",
-            load.requests, load.errors
-        );
-        rows.push(Row_ {
-            scenario: format!("pass-through proxy, {open_streams} slow streams open"),
-            stream: true,
-            concurrency: open_streams,
-            load,
-            ttfb_p99: None,
-            rss_mb: Some(peak),
-            cpu_us: None,
-            ledger: format!("idle RSS {idle:.1} MB"),
-        });
     }
 
     if !a.callgrind {
@@ -1006,6 +984,29 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     }
     Ok(())
+}
+
+/// `n` slow streams held open through the server `pid` listening on `port`: its idle and peak
+/// RSS, as a row of the table.
+fn open_streams_row(label: &str, pid: u32, port: u16, script: &std::path::Path, n: usize) -> Row_ {
+    let idle = rss_kb(pid, "VmRSS:") as f64 / 1024.0;
+    let target = format!("http://127.0.0.1:{port}/v1/chat/completions");
+    let load = run_wrk(&target, script, n, 12);
+    let peak = rss_kb(pid, "VmHWM:") as f64 / 1024.0;
+    eprintln!(
+        "{label}, {n} open streams: idle RSS {idle:.1} MB, peak {peak:.1} MB, {} streams finished, {} errors",
+        load.requests, load.errors
+    );
+    Row_ {
+        scenario: format!("{label}, {n} slow streams open"),
+        stream: true,
+        concurrency: n,
+        load,
+        ttfb_p99: None,
+        rss_mb: Some(peak),
+        cpu_us: None,
+        ledger: format!("idle RSS {idle:.1} MB"),
+    }
 }
 
 /// One Tollgate setup under callgrind: its instructions per answered request, non-stream and

@@ -1477,17 +1477,13 @@ mod tests {
             q.reserve(3, None, 10, "f1", "n 3 - 10").await.unwrap(),
             Reserve::Ok
         );
-        let url = redis_url().unwrap();
-        let mut c = redis::Client::open(url)
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
-        let () = redis::cmd("SCRIPT")
-            .arg("FLUSH")
-            .query_async(&mut c)
-            .await
-            .unwrap();
+        let flushed: anyhow::Result<()> = async {
+            Ok(with_conn!(&q.pool, c => {
+                redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut c).await?
+            }))
+        }
+        .await;
+        flushed.unwrap();
         assert_eq!(
             q.reserve(3, None, 10, "f2", "n 3 - 10").await.unwrap(),
             Reserve::Ok

@@ -408,23 +408,48 @@ async fn a_credit_retried_after_a_lost_answer_applies_once(backend: Backend) {
     r.app.finish().await;
 }
 
+/// An app in the Redis ledger mode with a user of 10,000, its ledger and Redis store, and a
+/// movement of that user's on an unlimited token. `None` without a test Redis.
+struct RedisPayer {
+    app: crate::helpers::TestApp,
+    uid: i64,
+    ledger: tollgate::billing::ledger::Ledger,
+    q: Arc<tollgate::cache::redis::QuotaStore>,
+    base: tollgate::store::ledger::Movement,
+}
+
+async fn redis_payer(backend: Backend) -> Option<RedisPayer> {
+    let app = spawn_app_mode(backend, LedgerMode::Redis, &[]).await?;
+    let uid = user(&app, 10_000, "default", 1).await;
+    Some(RedisPayer {
+        ledger: app.state.relay.ledger.clone(),
+        q: app.state.relay.redis.clone().expect("redis mode"),
+        base: tollgate::store::ledger::Movement {
+            user_id: uid,
+            unlimited: true,
+            ..Default::default()
+        },
+        uid,
+        app,
+    })
+}
+
 crate::db_test!(a_dead_nodes_receipts_are_dropped_not_refunded);
 
 /// A node that died after settling leaves receipts, not holds: the reaper drops them and gives
 /// nothing back a second time.
 async fn a_dead_nodes_receipts_are_dropped_not_refunded(backend: Backend) {
-    let Some(app) = spawn_app_mode(backend, LedgerMode::Redis, &[]).await else {
+    let Some(RedisPayer {
+        app,
+        uid,
+        ledger,
+        q,
+        base,
+    }) = redis_payer(backend).await
+    else {
         return;
     };
-    let uid = user(&app, 10_000, "default", 1).await;
-    let ledger = app.state.relay.ledger.clone();
-    let q = app.state.relay.redis.clone().expect("redis mode");
     // Loads the user's balance into Redis.
-    let base = tollgate::store::ledger::Movement {
-        user_id: uid,
-        unlimited: true,
-        ..Default::default()
-    };
     ledger.reserve(base, 10).await.unwrap().unwrap().refund();
     ledger.flush().await;
     let balance = || async { q.balance(&q.user_key(uid)).await.unwrap() };
@@ -468,16 +493,15 @@ crate::db_test!(movements_written_as_json_by_an_older_node_are_written_back);
 /// JSON (the `m` field). A stream left by an older node, during a rolling upgrade, must still
 /// reach the database exactly once, beside the compact entries.
 async fn movements_written_as_json_by_an_older_node_are_written_back(backend: Backend) {
-    let Some(app) = spawn_app_mode(backend, LedgerMode::Redis, &[]).await else {
+    let Some(RedisPayer {
+        app,
+        uid,
+        ledger,
+        q,
+        base,
+    }) = redis_payer(backend).await
+    else {
         return;
-    };
-    let uid = user(&app, 10_000, "default", 1).await;
-    let ledger = app.state.relay.ledger.clone();
-    let q = app.state.relay.redis.clone().expect("redis mode");
-    let base = tollgate::store::ledger::Movement {
-        user_id: uid,
-        unlimited: true,
-        ..Default::default()
     };
     // A compact entry, through the ledger: 30 charged.
     ledger
