@@ -103,6 +103,39 @@ pub fn civil_from_unix(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     )
 }
 
+/// The log lines' timestamp, `2026-12-02T01:30:03.123456Z` as tracing-subscriber's default timer
+/// writes it, put together in place: its `Display` goes through `write!` seven times per line
+/// (0.8% of a relayed request's instructions for two lines).
+struct UtcTime;
+
+impl fmt::time::FormatTime for UtcTime {
+    fn format_time(&self, w: &mut fmt::format::Writer<'_>) -> std::fmt::Result {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        w.write_str(&utc_timestamp(now.as_secs() as i64, now.subsec_micros()))
+    }
+}
+
+/// `secs` and `micros` after the epoch as RFC 3339 with microseconds (years 0 to 9999).
+fn utc_timestamp(secs: i64, micros: u32) -> String {
+    let (y, mo, d, h, mi, s) = civil_from_unix(secs);
+    let mut out = String::with_capacity(27);
+    for (v, width, sep) in [
+        (y.clamp(0, 9999) as u64, 4, '-'),
+        (mo.into(), 2, '-'),
+        (d.into(), 2, 'T'),
+        (h.into(), 2, ':'),
+        (mi.into(), 2, ':'),
+        (s.into(), 2, '.'),
+        (micros.into(), 6, 'Z'),
+    ] {
+        push_padded(&mut out, v, width);
+        out.push(sep);
+    }
+    out
+}
+
 /// A log writer for the background thread, which flushes whenever its queue runs dry.
 fn batched<W: std::io::Write>(w: W) -> std::io::BufWriter<W> {
     std::io::BufWriter::with_capacity(64 * 1024, w)
@@ -123,6 +156,7 @@ pub fn init(log_dir: Option<&Path>, only_one_file: bool, debug: bool) -> Vec<Wor
         .finish(batched(std::io::stdout()));
     let stdout = fmt::layer()
         .fmt_fields(PlainFields)
+        .with_timer(UtcTime)
         .with_target(false)
         .with_ansi(std::io::stdout().is_terminal())
         .with_writer(out);
@@ -138,6 +172,7 @@ pub fn init(log_dir: Option<&Path>, only_one_file: bool, debug: bool) -> Vec<Wor
                 Some(
                     fmt::layer()
                         .fmt_fields(FileFields::default())
+                        .with_timer(UtcTime)
                         .with_ansi(false)
                         .with_target(false)
                         .with_writer(writer),
@@ -423,6 +458,31 @@ mod tests {
         assert!(plain.contains("bad \\x1b[2J\\u{9b} text 7"), "{plain}");
         assert!(plain.contains("model=\"gpt-4o \\\"mini\\\"\""), "{plain}");
         assert_eq!(plain.lines().count(), 3);
+    }
+
+    #[test]
+    fn timestamps_as_the_default_timer_writes_them() {
+        assert_eq!(utc_timestamp(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            utc_timestamp(1_764_639_003, 123_456),
+            "2025-12-02T01:30:03.123456Z"
+        );
+        assert_eq!(
+            utc_timestamp(951_825_599, 999_999),
+            "2000-02-29T11:59:59.999999Z"
+        );
+        // The default timer's line, whatever second it is: the same shape.
+        let mut line = String::new();
+        fmt::time::FormatTime::format_time(&UtcTime, &mut fmt::format::Writer::new(&mut line))
+            .unwrap();
+        let mut default = String::new();
+        fmt::time::FormatTime::format_time(
+            &fmt::time::SystemTime,
+            &mut fmt::format::Writer::new(&mut default),
+        )
+        .unwrap();
+        let shape = |s: &str| s.replace(|c: char| c.is_ascii_digit(), "0");
+        assert_eq!(shape(&line), shape(&default));
     }
 
     #[test]
