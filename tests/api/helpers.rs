@@ -322,8 +322,22 @@ fn capture_server_logs() {
 
 /// Starts Tollgate on an existing test database (e.g. to restart on the same data).
 pub async fn start_on(database: TestDatabase, extra: &[(&str, &str)]) -> TestApp {
-    capture_server_logs();
     let cfg = Config::from_map(&test_env(&database, extra)).expect("test config");
+    let (state, handle, port) = serve(cfg).await;
+    TestApp {
+        addr: format!("http://127.0.0.1:{port}"),
+        port,
+        client: cookie_client(),
+        state,
+        database,
+        handle,
+    }
+}
+
+/// Migrates `cfg`'s databases and serves a node on a free port in the background: its state,
+/// its server's handle and its port.
+pub async fn serve(cfg: Config) -> (AppState, actix_web::dev::ServerHandle, u16) {
+    capture_server_logs();
     let (db, log_db) = prepare_databases(&cfg).await.expect("prepare databases");
     let listener = tollgate::startup::bind_listener("127.0.0.1", 0).expect("bind");
     let app = Application::build_with(cfg, db, log_db, listener)
@@ -334,14 +348,7 @@ pub async fn start_on(database: TestDatabase, extra: &[(&str, &str)]) -> TestApp
     let server = app.into_server();
     let handle = server.handle();
     tokio::spawn(server);
-    TestApp {
-        addr: format!("http://127.0.0.1:{port}"),
-        port,
-        client: cookie_client(),
-        state,
-        database,
-        handle,
-    }
+    (state, handle, port)
 }
 
 impl TestApp {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tollgate::config::{Config, NodeType};
 use tollgate::jobs::{balance, channel_test, log_retention};
-use tollgate::startup::{Application, prepare_databases};
+use tollgate::startup::prepare_databases;
 use tollgate::state::AppState;
 use tollgate::store::channels::{
     self, Channel, STATUS_AUTO_DISABLED, STATUS_ENABLED, STATUS_MANUALLY_DISABLED,
@@ -17,7 +17,7 @@ use tollgate::store::channels::{
 use tollgate::store::{Db, logs, now};
 
 use crate::db_test;
-use crate::helpers::{Backend, TestDatabase, spawn_app, test_env};
+use crate::helpers::{Backend, TestDatabase, serve, spawn_app, test_env};
 use crate::mock_upstream::{MockUpstream, Received, Reply, chat_completion};
 
 db_test!(
@@ -342,15 +342,7 @@ async fn start_node(
     assert_eq!(cfg.channel_update_frequency, Some(Duration::from_secs(60)));
     cfg.channel_test_frequency = Some(Duration::from_secs(1));
     cfg.channel_update_frequency = Some(Duration::from_secs(1));
-    let (db, log_db) = prepare_databases(&cfg).await.expect("databases");
-    let listener = tollgate::startup::bind_listener("127.0.0.1", 0).expect("bind");
-    let app = Application::build_with(cfg, db, log_db, listener)
-        .await
-        .expect("build");
-    let state = app.state().clone();
-    let server = app.into_server();
-    let handle = server.handle();
-    tokio::spawn(server);
+    let (state, handle, _) = serve(cfg).await;
     (state, handle)
 }
 
