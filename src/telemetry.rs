@@ -63,21 +63,23 @@ pub fn new_request_id() -> RequestId {
         (now.subsec_nanos().into(), 1),
         (rnd.into(), 8),
     ] {
-        push_padded(&mut id, v, width);
+        // Writing to a `String` cannot fail.
+        let _ = push_padded(&mut id, v, width);
     }
     RequestId(id.into())
 }
 
 /// Appends `v` in decimal, zero-padded to at least `width` digits.
-fn push_padded(out: &mut String, mut v: u64, width: usize) {
+fn push_padded(out: &mut impl std::fmt::Write, mut v: u64, width: usize) -> std::fmt::Result {
     let mut digits = [b'0'; 20];
-    let mut n = 0;
-    while v > 0 || n < width {
+    let mut n = digits.len();
+    while v > 0 || digits.len() - n < width {
+        n -= 1;
         digits[n] = b'0' + (v % 10) as u8;
         v /= 10;
-        n += 1;
     }
-    out.extend(digits[..n].iter().rev().map(|&b| b as char));
+    // Only ASCII digits were written.
+    out.write_str(std::str::from_utf8(&digits[n..]).unwrap_or_default())
 }
 
 /// Converts unix seconds to a UTC civil date and time (Howard Hinnant's algorithm).
@@ -105,7 +107,7 @@ pub fn civil_from_unix(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
 
 /// The log lines' timestamp, `2026-12-02T01:30:03.123456Z` as tracing-subscriber's default timer
 /// writes it, put together in place: its `Display` goes through `write!` seven times per line
-/// (0.8% of a relayed request's instructions for two lines).
+/// (about 860 instructions more per line, 0.3% of a relayed request's).
 struct UtcTime;
 
 impl fmt::time::FormatTime for UtcTime {
@@ -113,14 +115,13 @@ impl fmt::time::FormatTime for UtcTime {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        w.write_str(&utc_timestamp(now.as_secs() as i64, now.subsec_micros()))
+        write_utc(w, now.as_secs() as i64, now.subsec_micros())
     }
 }
 
-/// `secs` and `micros` after the epoch as RFC 3339 with microseconds (years 0 to 9999).
-fn utc_timestamp(secs: i64, micros: u32) -> String {
+/// Writes `secs` and `micros` after the epoch as RFC 3339 with microseconds (years 0 to 9999).
+fn write_utc(out: &mut impl std::fmt::Write, secs: i64, micros: u32) -> std::fmt::Result {
     let (y, mo, d, h, mi, s) = civil_from_unix(secs);
-    let mut out = String::with_capacity(27);
     for (v, width, sep) in [
         (y.clamp(0, 9999) as u64, 4, '-'),
         (mo.into(), 2, '-'),
@@ -130,10 +131,10 @@ fn utc_timestamp(secs: i64, micros: u32) -> String {
         (s.into(), 2, '.'),
         (micros.into(), 6, 'Z'),
     ] {
-        push_padded(&mut out, v, width);
-        out.push(sep);
+        push_padded(out, v, width)?;
+        out.write_char(sep)?;
     }
-    out
+    Ok(())
 }
 
 /// A log writer for the background thread, which flushes whenever its queue runs dry.
@@ -305,11 +306,9 @@ impl<W: std::fmt::Write> std::fmt::Write for Escaped<'_, W> {
         }
         for c in s.chars() {
             match c {
-                '\x1b' | '\x07' | '\x08' | '\x0c' | '\x7f' => {
-                    write!(self.0, "\\x{:02x}", c as u32)?
-                }
-                c if risky(c) => write!(self.0, "\\u{{{:x}}}", c as u32)?,
-                c => self.0.write_char(c)?,
+                c if !risky(c) => self.0.write_char(c)?,
+                c if c.is_ascii() => write!(self.0, "\\x{:02x}", c as u32)?,
+                c => write!(self.0, "\\u{{{:x}}}", c as u32)?,
             }
         }
         Ok(())
@@ -462,6 +461,11 @@ mod tests {
 
     #[test]
     fn timestamps_as_the_default_timer_writes_them() {
+        let utc_timestamp = |secs, micros| {
+            let mut out = String::new();
+            write_utc(&mut out, secs, micros).unwrap();
+            out
+        };
         assert_eq!(utc_timestamp(0, 0), "1970-01-01T00:00:00.000000Z");
         assert_eq!(
             utc_timestamp(1_764_639_003, 123_456),
@@ -496,7 +500,7 @@ mod tests {
     fn padded_digits() {
         let mut s = String::new();
         for (v, w) in [(7, 2), (2026, 4), (0, 1), (123_456_789, 1), (42, 8), (0, 3)] {
-            push_padded(&mut s, v, w);
+            push_padded(&mut s, v, w).unwrap();
             s.push('|');
         }
         assert_eq!(s, "07|2026|0|123456789|00000042|000|");
