@@ -51,8 +51,46 @@ impl Args {
     }
 }
 
-/// One Tollgate configuration: label, database URL, `SQL_DSN` (PostgreSQL), channels.
-type Setup = (String, String, Option<String>, usize);
+/// The release binary `scripts/bench` built, beside this executable (`<target>/release/deps/`),
+/// so that a `CARGO_TARGET_DIR` elsewhere is followed; until session 20 the bench ran
+/// `./target/release/tollgate`, which such a build leaves stale or missing.
+fn release_binary() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("tollgate")))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/tollgate")
+        })
+}
+
+/// One Tollgate configuration. Its label is derived from what it runs, so a row cannot claim
+/// "sqlite" for a run that also had Redis (until session 20, `--redis` gave every setup Redis,
+/// the SQLite ones too, under their SQLite-only labels).
+struct Setup {
+    label: String,
+    /// The database URL the bench prepares.
+    url: String,
+    /// `SQL_DSN` (PostgreSQL); SQLite setups use `SQLITE_PATH`.
+    dsn: Option<String>,
+    /// `REDIS_CONN_STRING`: only the PostgreSQL setup has one (scenario 3b); SQLite is scenario
+    /// 3a, no Redis.
+    redis: Option<String>,
+    channels: usize,
+}
+
+impl Setup {
+    fn new(url: String, dsn: Option<String>, redis: Option<String>, channels: usize) -> Setup {
+        let db = if dsn.is_some() { "pg" } else { "sqlite" };
+        let cache = if redis.is_some() { "+redis" } else { "" };
+        Setup {
+            label: format!("tollgate {db}{cache} {channels}ch"),
+            url,
+            dsn,
+            redis,
+            channels,
+        }
+    }
+}
 
 fn args() -> Args {
     let mut a = Args {
@@ -468,10 +506,7 @@ async fn start_tollgate(
     }
     let port = free_port();
     // BENCH_TOLLGATE=PATH measures another build (an A/B of two binaries).
-    let bin = std::env::var_os("BENCH_TOLLGATE").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/tollgate"),
-        PathBuf::from,
-    );
+    let bin = std::env::var_os("BENCH_TOLLGATE").map_or_else(release_binary, PathBuf::from);
     let mut cmd = match callgrind {
         // Counting starts only when the bench turns it on (after start-up and warm-up).
         Some(out) => {
@@ -710,9 +745,9 @@ async fn main() -> anyhow::Result<()> {
     let mut setups: Vec<Setup> = Vec::new();
     for channels in [1usize, 100] {
         let path = scratch.path().join(format!("bench-{channels}.db"));
-        setups.push((
-            format!("tollgate sqlite {channels}ch"),
+        setups.push(Setup::new(
             format!("sqlite://{}?mode=rwc", path.display()),
+            None,
             None,
             channels,
         ));
@@ -734,19 +769,14 @@ async fn main() -> anyhow::Result<()> {
             q => format!("{base}/{name}?{q}"),
         };
         scratch_db = Some((pg.clone(), name.clone()));
-        let label = if a.redis.is_some() {
-            "tollgate pg+redis 1ch"
-        } else {
-            "tollgate pg 1ch"
-        };
-        setups.push((label.into(), url.clone(), Some(url), 1));
+        setups.push(Setup::new(url.clone(), Some(url), a.redis.clone(), 1));
     }
 
     if a.callgrind {
         let mut out = String::from(
             "| scenario | stream | conc | billed | instructions/request | ledger |\n|---|---|---|---|---|---|\n",
         );
-        for setup in setups.iter().filter(|s| !a.skips(&s.0)) {
+        for setup in setups.iter().filter(|s| !a.skips(&s.label)) {
             for line in callgrind_runs(setup, &a, mock0, scratch.path()).await? {
                 out.push_str(&line);
             }
@@ -754,7 +784,7 @@ async fn main() -> anyhow::Result<()> {
         println!("{out}");
     }
     // The floors, for the setups measured below.
-    let measures_setups = setups.iter().any(|s| !a.skips(&s.0));
+    let measures_setups = setups.iter().any(|s| !a.skips(&s.label));
     for stream in [false, true] {
         if a.callgrind || !measures_setups {
             break;
@@ -784,14 +814,21 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    for (label, url, dsn, channels) in &setups {
+    for Setup {
+        label,
+        url,
+        dsn,
+        redis,
+        channels,
+    } in &setups
+    {
         if a.callgrind || a.skips(label) {
             continue;
         }
         let t = start_tollgate(
             url,
             dsn.as_deref(),
-            a.redis.as_deref(),
+            redis.as_deref(),
             mock0,
             *channels,
             None,
@@ -1014,7 +1051,13 @@ fn open_streams_row(label: &str, pid: u32, port: u16, script: &std::path::Path, 
 /// req/s moves by 20% on a shared host), so two builds compare to within a percent. The
 /// writer's work after the run is counted too: the count stops once every request is logged.
 async fn callgrind_runs(
-    (label, url, dsn, channels): &Setup,
+    Setup {
+        label,
+        url,
+        dsn,
+        redis,
+        channels,
+    }: &Setup,
     a: &Args,
     mock: u16,
     dir: &std::path::Path,
@@ -1028,7 +1071,7 @@ async fn callgrind_runs(
     let t = start_tollgate(
         url,
         dsn.as_deref(),
-        a.redis.as_deref(),
+        redis.as_deref(),
         mock,
         *channels,
         Some(&out),
