@@ -131,7 +131,7 @@ impl Db {
         } else {
             // temp_store: the writer's multi-row INSERTs inside a transaction keep a statement
             // journal, which spilled to a temporary file: a pwrite per page, 4.6% of the
-            // process's CPU under load (docs/benchmarks.md, session 7).
+            // process's CPU under load (docs/benchmarks-history.md, session 7).
             format!(
                 "PRAGMA busy_timeout = {busy_ms}; PRAGMA journal_mode = WAL; \
                  PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
