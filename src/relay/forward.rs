@@ -198,20 +198,21 @@ impl Billing {
             }
         };
         crate::metrics::settled(&self.model, prompt, completion, charged);
+        // `self` is consumed: its strings move into the log rather than being copied.
         let log = self.log_enabled.then(|| Log {
             user_id: self.user_id,
             created_at: crate::store::now(),
             r#type: logs::TYPE_CONSUME,
             content: self.price.describe(),
-            username: self.username.clone(),
-            token_name: self.token_name.clone(),
+            username: self.username,
+            token_name: self.token_name,
             token_id: self.token_id,
-            model_name: self.model.clone(),
+            model_name: self.model,
             quota: charged,
             prompt_tokens: prompt,
             completion_tokens: completion,
             channel_id: self.channel_id,
-            request_id: self.request_id.clone(),
+            request_id: self.request_id,
             elapsed_time: self.started.elapsed().as_millis() as i64,
             is_stream: self.is_stream,
             system_prompt_reset: self.system_prompt_reset,

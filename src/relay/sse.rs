@@ -40,13 +40,30 @@ impl SseProcessor {
     }
 
     /// Feeds upstream bytes; returns the bytes to send to the client now (complete lines).
+    ///
+    /// Lines are read in place from `chunk`; only a line cut across two chunks is copied (into
+    /// `buf`). The output, never longer than the input, is allocated once: growing it line by
+    /// line, and splitting each line off `buf`, cost allocations per event.
     pub fn feed(&mut self, chunk: &[u8]) -> Bytes {
-        self.buf.extend_from_slice(chunk);
-        let mut out = BytesMut::new();
-        while let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
-            let line = self.buf.split_to(pos + 1);
+        let mut out = BytesMut::with_capacity(self.buf.len() + chunk.len());
+        let mut rest = chunk;
+        if !self.buf.is_empty() {
+            let Some(pos) = rest.iter().position(|b| *b == b'\n') else {
+                self.buf.extend_from_slice(rest);
+                return out.freeze();
+            };
+            self.buf.extend_from_slice(&rest[..=pos]);
+            rest = &rest[pos + 1..];
+            let mut line = std::mem::take(&mut self.buf);
             self.line(&line, &mut out);
+            line.clear();
+            self.buf = line;
         }
+        while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
+            self.line(&rest[..=pos], &mut out);
+            rest = &rest[pos + 1..];
+        }
+        self.buf.extend_from_slice(rest);
         out.freeze()
     }
 
@@ -248,6 +265,30 @@ data: [DONE]\n\n";
             out.extend_from_slice(&p.feed(&STREAM.as_bytes()[cut..]));
             out.extend_from_slice(&p.finish());
             assert_eq!(String::from_utf8(out).unwrap(), STREAM);
+            assert_eq!(p.text, "Hello");
+            assert_eq!(p.usage.unwrap().total_tokens, 7);
+        }
+    }
+
+    #[test]
+    fn passes_through_one_byte_at_a_time() {
+        // Every line spans many chunks, and most chunks hold no line end at all.
+        for strip in [false, true] {
+            let mut p = SseProcessor::new(strip);
+            let mut out = Vec::new();
+            for b in STREAM.as_bytes().chunks(1) {
+                out.extend_from_slice(&p.feed(b));
+            }
+            out.extend_from_slice(&p.finish());
+            let want = if strip {
+                STREAM.replace(
+                    "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}\n\n",
+                    "",
+                )
+            } else {
+                STREAM.to_string()
+            };
+            assert_eq!(String::from_utf8(out).unwrap(), want);
             assert_eq!(p.text, "Hello");
             assert_eq!(p.usage.unwrap().total_tokens, 7);
         }

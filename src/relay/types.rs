@@ -100,8 +100,10 @@ impl RequestMeta {
             .get("max_tokens")
             .or_else(|| v.get("max_completion_tokens"))
             .and_then(Value::as_i64);
+        // `get` twice rather than `pointer`, which allocates two strings per path segment.
         let include_usage = v
-            .pointer("/stream_options/include_usage")
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
             .and_then(Value::as_bool)
             .unwrap_or(false);
         RequestMeta {
