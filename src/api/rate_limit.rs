@@ -14,12 +14,16 @@ use std::time::Duration;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::HeaderName;
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::json;
 
 use crate::config::Config;
+
+/// Built once: parsing a custom header name from a `&str` allocates it on every lookup.
+pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 type Limiter = Arc<DefaultKeyedRateLimiter<IpAddr>>;
 
@@ -162,7 +166,7 @@ pub async fn limit<B: MessageBody + 'static>(
     let peer = req.peer_addr().map(|a| a.ip());
     let xff = req
         .headers()
-        .get("x-forwarded-for")
+        .get(X_FORWARDED_FOR)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let ip = limits.client_ip(peer, xff.as_deref());

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::dev::Payload;
+use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 
@@ -114,7 +115,7 @@ fn client_ip(req: &HttpRequest, state: &AppState) -> Option<IpAddr> {
     if trusted
         && let Some(xff) = req
             .headers()
-            .get("x-forwarded-for")
+            .get(crate::api::rate_limit::X_FORWARDED_FOR)
             .and_then(|v| v.to_str().ok())
         && let Some(first) = xff.split(',').next()
         && let Ok(ip) = first.trim().parse()
@@ -129,13 +130,19 @@ async fn authorise(req: HttpRequest) -> Result<TokenAuth, AppError> {
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no app state")))?
         .clone();
-    let native = super::front::native_key(&req);
-    let header = req
+    // The native clients' headers are only looked at when `Authorization` is missing.
+    let native;
+    let header = match req
         .headers()
-        .get("authorization")
+        .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .or(native.as_deref())
-        .unwrap_or("");
+    {
+        Some(h) => h,
+        None => {
+            native = super::front::native_key(&req);
+            native.as_deref().unwrap_or("")
+        }
+    };
     let (key, pin) = parse_key(header);
     if key.is_empty() {
         return Err(AppError::Unauthorized("未提供令牌".into()));

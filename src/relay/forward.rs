@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use actix_web::http::header::{self, HeaderName};
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -645,7 +646,7 @@ pub(crate) fn upstream_call(
         Some(url) => client.post(url),
         None => client.post(&up.url),
     }
-    .header("Content-Type", content_type)
+    .header(reqwest::header::CONTENT_TYPE, content_type)
     .body(body.clone());
     for (k, v) in &up.headers {
         rb = rb.header(k.as_str(), v.as_str());
@@ -749,16 +750,21 @@ pub(crate) async fn run(
     };
     let auto_disable = opts.bool("AutomaticDisableChannelEnabled");
     let log_enabled = opts.bool("LogConsumeEnabled");
-    let header = |name: &str| {
+    // Names built once: parsing a custom name from a `&str` allocates it on every lookup.
+    const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
+    const ANTHROPIC_BETA: HeaderName = HeaderName::from_static("anthropic-beta");
+    const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+    let header_text = |name: HeaderName| {
         req.headers()
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(String::from)
     };
-    let content_type = header("content-type").unwrap_or_else(|| "application/json".into());
-    let accept = header("accept");
-    let anthropic_version = header("anthropic-version");
-    let anthropic_beta = header("anthropic-beta");
+    let content_type =
+        header_text(header::CONTENT_TYPE).unwrap_or_else(|| "application/json".into());
+    let accept = header_text(header::ACCEPT);
+    let anthropic_version = header_text(ANTHROPIC_VERSION);
+    let anthropic_beta = header_text(ANTHROPIC_BETA);
     let mut attempt = 0;
     loop {
         span.record("channel_id", channel.id);
@@ -815,9 +821,9 @@ pub(crate) async fn run(
         };
         let mut rb = upstream_call(&state, adaptor, &ctx, &mut up, &body, body_type);
         match (&accept, meta.stream) {
-            (Some(a), _) if !translated => rb = rb.header("Accept", a.as_str()),
+            (Some(a), _) if !translated => rb = rb.header(reqwest::header::ACCEPT, a.as_str()),
             (_, true) if adaptor.event_stream() => {}
-            (_, true) => rb = rb.header("Accept", "text/event-stream"),
+            (_, true) => rb = rb.header(reqwest::header::ACCEPT, "text/event-stream"),
             _ => {}
         }
         if !meta.stream
@@ -987,8 +993,8 @@ pub(crate) async fn run(
                 };
                 return Ok(HttpResponse::Ok()
                     .content_type("text/event-stream")
-                    .insert_header(("Cache-Control", "no-cache"))
-                    .insert_header(("X-Accel-Buffering", "no"))
+                    .insert_header((header::CACHE_CONTROL, "no-cache"))
+                    .insert_header((X_ACCEL_BUFFERING, "no"))
                     .streaming(stream));
             }
             Err(failure) => {

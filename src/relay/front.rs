@@ -6,6 +6,7 @@
 //! format for routing, pricing and channels of other formats, and passed through untouched to
 //! channels of the same format. Answers and errors use the front door's shapes.
 
+use actix_web::http::header::HeaderName;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use bytes::Bytes;
 use serde_json::Value;
@@ -21,7 +22,12 @@ use crate::state::AppState;
 /// `x-goog-api-key`, or Google's `?key=` (only on Google's `/v1beta` paths, so that keys do not
 /// end up in the query strings of other routes).
 pub fn native_key(req: &HttpRequest) -> Option<String> {
-    for h in ["x-api-key", "x-goog-api-key"] {
+    // Names built once: parsing a custom name from a `&str` allocates it on every lookup.
+    const NATIVE: [HeaderName; 2] = [
+        HeaderName::from_static("x-api-key"),
+        HeaderName::from_static("x-goog-api-key"),
+    ];
+    for h in &NATIVE {
         if let Some(v) = req.headers().get(h).and_then(|v| v.to_str().ok()) {
             return Some(format!("Bearer {}", v.trim()));
         }

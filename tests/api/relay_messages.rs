@@ -58,6 +58,7 @@ async fn send(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
         .post(app.url("/v1/messages"))
         .header("x-api-key", format!("sk-{key}"))
         .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", "output-128k-2025-02-19")
         .json(body)
         .timeout(std::time::Duration::from_secs(20))
         .send()
@@ -210,6 +211,7 @@ async fn messages_pass_through_to_anthropic(backend: Backend) {
     assert_eq!(r.path, "/v1/messages");
     assert_eq!(r.header("x-api-key"), Some("sk-ant-upstream"));
     assert_eq!(r.header("anthropic-version"), Some("2023-06-01"));
+    assert_eq!(r.header("anthropic-beta"), Some("output-128k-2025-02-19"));
     assert_eq!(r.json(), req, "the request passes untouched");
 
     let res = send(&app, &key, &request(model, true)).await;

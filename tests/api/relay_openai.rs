@@ -23,7 +23,41 @@ db_test!(
     model_mapping_and_system_prompt_apply_before_sending_and_pricing,
     metric_monitor_disables_a_failing_channel,
     relay_proxy_carries_upstream_calls,
+    subnet_follows_x_forwarded_for_from_a_trusted_proxy,
 );
+
+/// A token's subnet is checked against the first `X-Forwarded-For` address when the peer is a
+/// trusted proxy (`TRUSTED_PROXIES`), and against the peer itself otherwise.
+async fn subnet_follows_x_forwarded_for_from_a_trusted_proxy(backend: Backend) {
+    let up = MockUpstream::start(|_| Reply::json(200, chat_completion("hi", 5, 2))).await;
+    let Some(app) = spawn_app_with(backend, &[("TRUSTED_PROXIES", "127.0.0.1/32")]).await else {
+        return;
+    };
+    channel(&app, &up.url, "gpt-3.5-turbo").await;
+    let uid = user(&app, 1_000_000, "default", 1).await;
+    let (_, office) = token_with(&app, uid, None, |t| t.subnet = "10.0.0.0/8".into()).await;
+    let (_, local) = token_with(&app, uid, None, |t| t.subnet = "127.0.0.0/8".into()).await;
+    let send = |key: &str, xff: Option<&str>| {
+        let mut rb = app
+            .client
+            .post(app.url("/v1/chat/completions"))
+            .bearer_auth(format!("sk-{key}"))
+            .json(&chat_body());
+        if let Some(xff) = xff {
+            rb = rb.header("X-Forwarded-For", xff);
+        }
+        rb.send()
+    };
+    let status = |r: reqwest::Response| r.status().as_u16();
+    assert_eq!(
+        status(send(&office, Some("10.1.2.3, 127.0.0.1")).await.unwrap()),
+        200
+    );
+    assert_eq!(status(send(&local, Some("10.1.2.3")).await.unwrap()), 403);
+    assert_eq!(status(send(&office, None).await.unwrap()), 403);
+    assert_eq!(status(send(&local, None).await.unwrap()), 200);
+    app.finish().await;
+}
 
 /// `RELAY_PROXY`: upstream calls go through the proxy. The channel's host does not resolve, so
 /// only a proxied call can succeed; the mock, acting as the proxy, sees the absolute URL.
