@@ -42,28 +42,29 @@ impl SseProcessor {
     /// Feeds upstream bytes; returns the bytes to send to the client now (complete lines).
     ///
     /// Lines are read in place from `chunk`; only a line cut across two chunks is copied (into
-    /// `buf`). The output, never longer than the input, is allocated once: growing it line by
-    /// line, and splitting each line off `buf`, cost allocations per event.
+    /// `buf`). The output, never longer than the input, is allocated once, and only when a line
+    /// ends here: growing it line by line, and splitting each line off `buf`, cost allocations
+    /// per event.
     pub fn feed(&mut self, chunk: &[u8]) -> Bytes {
-        let mut out = BytesMut::with_capacity(self.buf.len() + chunk.len());
-        let mut rest = chunk;
+        let Some(end) = chunk.iter().rposition(|b| *b == b'\n') else {
+            self.buf.extend_from_slice(chunk);
+            return Bytes::new();
+        };
+        let (complete, tail) = chunk.split_at(end + 1);
+        let mut out = BytesMut::with_capacity(self.buf.len() + complete.len());
+        let mut lines = complete.split_inclusive(|b| *b == b'\n');
         if !self.buf.is_empty() {
-            let Some(pos) = rest.iter().position(|b| *b == b'\n') else {
-                self.buf.extend_from_slice(rest);
-                return out.freeze();
-            };
-            self.buf.extend_from_slice(&rest[..=pos]);
-            rest = &rest[pos + 1..];
+            // The line cut across chunks, completed; `buf` keeps its capacity.
             let mut line = std::mem::take(&mut self.buf);
+            line.extend_from_slice(lines.next().unwrap_or_default());
             self.line(&line, &mut out);
             line.clear();
             self.buf = line;
         }
-        while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
-            self.line(&rest[..=pos], &mut out);
-            rest = &rest[pos + 1..];
+        for line in lines {
+            self.line(line, &mut out);
         }
-        self.buf.extend_from_slice(rest);
+        self.buf.extend_from_slice(tail);
         out.freeze()
     }
 
