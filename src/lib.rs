@@ -9,6 +9,7 @@ pub mod billing;
 pub mod bootstrap;
 pub mod cache;
 pub mod channel;
+pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod import;

@@ -149,6 +149,7 @@ impl Application {
             relay,
             http: http_client(&cfg)?,
             http_id: AppState::next_http_id(),
+            trusted_proxies: crate::client_ip::TrustedProxies::new(&cfg.trusted_proxies),
             cfg: Arc::new(cfg),
             db,
             log_db,

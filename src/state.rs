@@ -19,6 +19,8 @@ pub struct AppState {
     /// Tells this state's per-thread upstream clients from another's (tests run many apps).
     pub http_id: u64,
     pub start_time: i64,
+    /// The parsed `TRUSTED_PROXIES` (see [`crate::client_ip`]).
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
     /// The relay's routing table, caches and quota ledger.
     pub relay: crate::relay::RelayState,
 }

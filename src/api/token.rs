@@ -37,17 +37,8 @@ pub fn token_view(t: &Token) -> serde_json::Value {
 /// Checks a comma-separated list of IPs and CIDRs (empty = no restriction).
 pub fn validate_subnets(list: &str) -> Result<(), String> {
     for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (addr, prefix) = match part.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (part, None),
-        };
-        let ip: std::net::IpAddr = addr.parse().map_err(|_| format!("无效的网段：{part}"))?;
-        if let Some(p) = prefix {
-            let max = if ip.is_ipv4() { 32 } else { 128 };
-            match p.parse::<u8>() {
-                Ok(n) if n <= max => {}
-                _ => return Err(format!("无效的网段：{part}")),
-            }
+        if crate::client_ip::parse_net(part).is_none() {
+            return Err(format!("无效的网段：{part}"));
         }
     }
     Ok(())

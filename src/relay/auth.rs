@@ -3,7 +3,6 @@
 //! messages: status, expiry, remaining quota, subnet, user status, channel pinning.
 //! The model allow-list is checked by [`TokenAuth::check_model`] once the body is read.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::dev::Payload;
@@ -11,6 +10,7 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 
+use crate::client_ip;
 use crate::error::{AppError, V1Error};
 use crate::state::AppState;
 use crate::store::tokens::{self, Token};
@@ -60,69 +60,6 @@ pub fn parse_key(header: &str) -> (String, Option<String>) {
     let key = parts.next().unwrap_or("").to_string();
     let pin = parts.next().map(String::from);
     (key, pin)
-}
-
-/// Whether `ip` is inside one of the comma-separated CIDRs (or plain addresses).
-pub fn ip_in_subnets(ip: IpAddr, subnets: &str) -> bool {
-    subnets
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .any(|s| cidr_contains(s, ip))
-}
-
-fn cidr_contains(cidr: &str, ip: IpAddr) -> bool {
-    let (addr, bits) = match cidr.split_once('/') {
-        Some((a, b)) => (a, b.parse::<u32>().ok()),
-        None => (cidr, None),
-    };
-    let Ok(net) = addr.parse::<IpAddr>() else {
-        return false;
-    };
-    match (net, ip) {
-        (IpAddr::V4(n), IpAddr::V4(i)) => {
-            let bits = bits.unwrap_or(32).min(32);
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits)
-            };
-            (u32::from(n) & mask) == (u32::from(i) & mask)
-        }
-        (IpAddr::V6(n), IpAddr::V6(i)) => {
-            let bits = bits.unwrap_or(128).min(128);
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits)
-            };
-            (u128::from(n) & mask) == (u128::from(i) & mask)
-        }
-        (IpAddr::V4(n), IpAddr::V6(i)) => i
-            .to_ipv4_mapped()
-            .is_some_and(|i| cidr_contains(&format!("{n}/{}", bits.unwrap_or(32)), IpAddr::V4(i))),
-        _ => false,
-    }
-}
-
-fn client_ip(req: &HttpRequest, state: &AppState) -> Option<IpAddr> {
-    let peer = req.peer_addr()?.ip();
-    let trusted = state
-        .cfg
-        .trusted_proxies
-        .iter()
-        .any(|p| cidr_contains(p, peer));
-    if trusted
-        && let Some(xff) = req
-            .headers()
-            .get(crate::api::rate_limit::X_FORWARDED_FOR)
-            .and_then(|v| v.to_str().ok())
-        && let Some(first) = xff.split(',').next()
-        && let Ok(ip) = first.trim().parse()
-    {
-        return Some(ip);
-    }
-    Some(peer)
 }
 
 async fn authorise(req: HttpRequest) -> Result<TokenAuth, AppError> {
@@ -198,8 +135,10 @@ async fn authorise(req: HttpRequest) -> Result<TokenAuth, AppError> {
         token
     };
     if !token.subnet.trim().is_empty() {
-        let ip = client_ip(&req, &state);
-        if !ip.is_some_and(|ip| ip_in_subnets(ip, &token.subnet)) {
+        let ip = state
+            .trusted_proxies
+            .of_request(req.peer_addr(), req.headers());
+        if !ip.is_some_and(|ip| client_ip::in_subnets(ip, &token.subnet)) {
             return Err(AppError::forbidden(format!(
                 "该令牌只能在指定网段使用：{}，当前 ip：{}",
                 token.subnet,
@@ -256,14 +195,5 @@ mod tests {
             ("abc".into(), Some("12".into()))
         );
         assert_eq!(parse_key(""), ("".into(), None));
-    }
-
-    #[test]
-    fn subnets() {
-        let ip: IpAddr = "10.1.2.3".parse().unwrap();
-        assert!(ip_in_subnets(ip, "192.168.0.0/16, 10.0.0.0/8"));
-        assert!(!ip_in_subnets(ip, "192.168.0.0/16"));
-        assert!(ip_in_subnets(ip, "10.1.2.3"));
-        assert!(ip_in_subnets("::1".parse().unwrap(), "::1/128"));
     }
 }

@@ -26,8 +26,8 @@ db_test!(
     subnet_follows_x_forwarded_for_from_a_trusted_proxy,
 );
 
-/// A token's subnet is checked against the first `X-Forwarded-For` address when the peer is a
-/// trusted proxy (`TRUSTED_PROXIES`), and against the peer itself otherwise.
+/// A token's subnet is checked against the rightmost `X-Forwarded-For` address that is not a
+/// trusted proxy when the peer is one (`TRUSTED_PROXIES`), and against the peer itself otherwise.
 async fn subnet_follows_x_forwarded_for_from_a_trusted_proxy(backend: Backend) {
     let up = MockUpstream::start(|_| Reply::json(200, chat_completion("hi", 5, 2))).await;
     let Some(app) = spawn_app_with(backend, &[("TRUSTED_PROXIES", "127.0.0.1/32")]).await else {
@@ -54,6 +54,10 @@ async fn subnet_follows_x_forwarded_for_from_a_trusted_proxy(backend: Backend) {
         200
     );
     assert_eq!(status(send(&local, Some("10.1.2.3")).await.unwrap()), 403);
+    // The proxy appends the address it saw: entries left of it are whatever the client wrote,
+    // so a spoofed first entry must not pass the subnet check (as gin's ClientIP).
+    let spoofed = send(&office, Some("10.9.9.9, 8.8.8.8")).await.unwrap();
+    assert_eq!(status(spoofed), 403);
     assert_eq!(status(send(&office, None).await.unwrap()), 403);
     assert_eq!(status(send(&local, None).await.unwrap()), 200);
     app.finish().await;
