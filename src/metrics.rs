@@ -86,11 +86,6 @@ pub async fn track(
     let started = Instant::now();
     let fam = family(req.path());
     let res = next.call(req).await?;
-    // The route template (not the raw path) keeps label cardinality bounded.
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_string());
     let status = res.status().as_u16();
     HTTP.with_borrow_mut(|memo| {
         let (requests, duration) = memo.entry((fam, status)).or_insert_with(|| {
@@ -102,11 +97,20 @@ pub async fn track(
         if requests.len() >= MAX_MEMO {
             requests.clear();
         }
-        let counter = match requests.get(&route) {
+        // Memoised by the raw path: the route template (the label, which keeps its cardinality
+        // bounded) is found by matching the path against the routes again, with a new String.
+        let path = res.request().path();
+        let counter = match requests.get(path) {
             Some(c) => c,
-            None => requests.entry(route.clone()).or_insert_with(|| {
-                metrics::counter!("tollgate_http_requests_total", "family" => fam, "route" => route, "status" => status.to_string())
-            }),
+            None => {
+                let route = res
+                    .request()
+                    .match_pattern()
+                    .unwrap_or_else(|| "unmatched".to_string());
+                requests.entry(path.to_string()).or_insert_with(|| {
+                    metrics::counter!("tollgate_http_requests_total", "family" => fam, "route" => route, "status" => status.to_string())
+                })
+            }
         };
         counter.increment(1);
         duration.record(started.elapsed().as_secs_f64());
@@ -115,7 +119,7 @@ pub async fn track(
     let Some(relay) = relay else {
         return Ok(res.map_into_left_body::<Timed>());
     };
-    relay.model.requests(&relay.channel, status).increment(1);
+    relay.model.requests(relay.channel, status).increment(1);
     if !res.status().is_success() {
         return Ok(res.map_into_left_body::<Timed>());
     }
@@ -134,7 +138,8 @@ pub async fn track(
 #[derive(Debug, Clone)]
 struct RelayLabels {
     model: Arc<ModelMetrics>,
-    channel: String,
+    /// Formatted only when its counter is first taken.
+    channel: Option<i64>,
 }
 
 /// Past this many memoised handles, a memo starts over (label values are bounded already; this
@@ -161,7 +166,7 @@ struct ModelMetrics {
     ttfb: metrics::Histogram,
     latency: metrics::Histogram,
     /// `relay_requests_total` by channel and status, taken on first use.
-    requests: Mutex<FxHashMap<String, Vec<(u16, metrics::Counter)>>>,
+    requests: Mutex<FxHashMap<(Option<i64>, u16), metrics::Counter>>,
 }
 
 impl ModelMetrics {
@@ -187,21 +192,17 @@ impl ModelMetrics {
     }
 
     /// The `relay_requests_total` handle for `channel` and `status`.
-    fn requests(&self, channel: &str, status: u16) -> metrics::Counter {
+    fn requests(&self, channel: Option<i64>, status: u16) -> metrics::Counter {
         let mut memo = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, c)) = memo
-            .get(channel)
-            .and_then(|by_status| by_status.iter().find(|(s, _)| *s == status))
-        {
+        if let Some(c) = memo.get(&(channel, status)) {
             return c.clone();
         }
         if memo.len() >= MAX_MEMO {
             memo.clear();
         }
-        let c = metrics::counter!("tollgate_relay_requests_total", "model" => self.label.clone(), "channel" => channel.to_string(), "status" => status.to_string());
-        memo.entry(channel.to_string())
-            .or_default()
-            .push((status, c.clone()));
+        let channel_label = channel.map_or_else(|| "none".to_string(), |c| c.to_string());
+        let c = metrics::counter!("tollgate_relay_requests_total", "model" => self.label.clone(), "channel" => channel_label, "status" => status.to_string());
+        memo.insert((channel, status), c.clone());
         c
     }
 }
@@ -246,7 +247,7 @@ fn known(model: &str) -> Option<Arc<ModelMetrics>> {
 pub fn relay_route(req: &HttpRequest, state: &AppState, model: &str, channel: Option<i64>) {
     let labels = RelayLabels {
         model: model_metrics(&state.relay.routing.load(), model),
-        channel: channel.map_or_else(|| "none".to_string(), |c| c.to_string()),
+        channel,
     };
     req.extensions_mut().insert(labels);
 }

@@ -3,7 +3,10 @@
 use crate::db_test;
 use crate::helpers::{Backend, spawn_app, spawn_app_with};
 
-db_test!(metrics_are_scraped_and_guarded);
+db_test!(
+    metrics_are_scraped_and_guarded,
+    routes_are_labelled_by_template
+);
 
 async fn metrics_are_scraped_and_guarded(backend: Backend) {
     let Some(app) = spawn_app_with(backend, &[("METRICS_TOKEN", "scrape-secret")]).await else {
@@ -66,6 +69,34 @@ async fn metrics_are_scraped_and_guarded(backend: Backend) {
         text.contains("tollgate_http_request_duration_seconds_bucket"),
         "{text}"
     );
+    app.finish().await;
+}
+
+/// Requests to one route with different ids count under the route's template, never under the
+/// raw path (the per-worker memo is keyed by path).
+async fn routes_are_labelled_by_template(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    // Read as text: prometheus_parse drops samples whose label values hold braces.
+    let count = |text: &str| -> f64 {
+        assert!(
+            !text.contains("route=\"/api/token/98765"),
+            "a raw path became a label: {text}"
+        );
+        text.lines()
+            .filter(|l| l.starts_with("tollgate_http_requests_total{"))
+            .filter(|l| l.contains("route=\"/api/token/{id}\"") && l.contains("status=\"401\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let before = count(&app.get("/metrics").await.text().await.unwrap());
+    for id in [987_651, 987_652, 987_651] {
+        let res = app.get(&format!("/api/token/{id}")).await;
+        assert_eq!(res.status(), 401);
+    }
+    let after = count(&app.get("/metrics").await.text().await.unwrap());
+    assert!(after - before >= 3.0, "{before} -> {after}");
     app.finish().await;
 }
 
