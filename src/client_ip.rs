@@ -1,6 +1,8 @@
 //! Where a request comes from: the peer address, unless the peer is a trusted proxy
 //! (`TRUSTED_PROXIES`); then the rightmost `X-Forwarded-For` entry that is not itself a trusted
 //! proxy, as gin's `ClientIP` (One API) does. Entries left of that are whatever the client wrote.
+//! Several `X-Forwarded-For` lines count as one list in their order (gin reads the first line
+//! only, which a proxy adding a line of its own leaves to the client).
 //! One rule for the rate limits and for tokens' subnet restrictions.
 
 use std::net::{IpAddr, SocketAddr};
@@ -49,23 +51,21 @@ impl TrustedProxies {
         self.0.iter().any(|n| contains(n, ip))
     }
 
-    /// The client address of a request from `peer` with `headers`.
+    /// The client address of a request from `peer` with `headers` (see the module docs).
     pub fn of_request(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<IpAddr> {
-        let xff = headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok());
-        self.client_ip(peer.map(|a| a.ip()), xff)
-    }
-
-    /// The client address of a request from `peer` carrying `forwarded_for` (see the module docs).
-    pub fn client_ip(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> Option<IpAddr> {
-        let peer = peer?;
+        let peer = peer?.ip();
         if !self.trusts(peer) {
             return Some(peer);
         }
-        let Some(xff) = forwarded_for else {
-            return Some(peer);
-        };
+        // Several header lines are one list in their order (RFC 9110, 5.3): a proxy that adds a
+        // line of its own rather than appending to the client's puts the real hop last. A value
+        // that is not text stops the walk like any entry that is not an address.
+        let hops = headers
+            .get_all(X_FORWARDED_FOR)
+            .rev()
+            .flat_map(|v| v.to_str().unwrap_or("?").rsplit(','));
         let mut last = peer;
-        for hop in xff.rsplit(',') {
+        for hop in hops {
             match hop.trim().parse::<IpAddr>() {
                 Ok(ip) if self.trusts(ip) => last = ip,
                 Ok(ip) => return Some(ip),
@@ -84,28 +84,35 @@ mod tests {
         Some(s.parse().unwrap())
     }
 
+    /// The client address seen by `proxies` from `peer` with these `X-Forwarded-For` lines.
+    fn seen(proxies: &TrustedProxies, peer: &str, lines: &[&[u8]]) -> Option<IpAddr> {
+        use actix_web::http::header::HeaderValue;
+        let mut headers = HeaderMap::new();
+        for l in lines {
+            headers.append(X_FORWARDED_FOR, HeaderValue::from_bytes(l).unwrap());
+        }
+        let peer = SocketAddr::new(peer.parse().unwrap(), 40_000);
+        proxies.of_request(Some(peer), &headers)
+    }
+
     #[test]
     fn trusts_only_listed_proxies_and_takes_the_rightmost_untrusted_hop() {
         let none = TrustedProxies::default();
-        assert_eq!(
-            none.client_ip(ip("9.9.9.9"), Some("1.1.1.1")),
-            ip("9.9.9.9")
-        );
+        assert_eq!(seen(&none, "9.9.9.9", &[b"1.1.1.1"]), ip("9.9.9.9"));
         let l = TrustedProxies::new(&["10.0.0.0/8".into(), "::1".into(), "junk".into()]);
-        assert_eq!(l.client_ip(ip("10.1.2.3"), Some("1.1.1.1")), ip("1.1.1.1"));
+        assert_eq!(seen(&l, "10.1.2.3", &[b"1.1.1.1"]), ip("1.1.1.1"));
         // A spoofed first entry is skipped: 1.1.1.1 is what the proxy saw.
-        assert_eq!(
-            l.client_ip(ip("10.1.2.3"), Some("6.6.6.6, 1.1.1.1, 10.0.0.9")),
-            ip("1.1.1.1")
-        );
-        assert_eq!(l.client_ip(ip("::1"), None), ip("::1"));
-        assert_eq!(l.client_ip(ip("10.1.2.3"), Some("garbage")), ip("10.1.2.3"));
-        assert_eq!(l.client_ip(None, Some("1.1.1.1")), None);
+        let chain: &[u8] = b"6.6.6.6, 1.1.1.1, 10.0.0.9";
+        assert_eq!(seen(&l, "10.1.2.3", &[chain]), ip("1.1.1.1"));
+        // The same list over several header lines, the proxies' last.
+        let lines: &[&[u8]] = &[b"6.6.6.6", b"1.1.1.1", b"10.0.0.9"];
+        assert_eq!(seen(&l, "10.1.2.3", lines), ip("1.1.1.1"));
+        assert_eq!(seen(&l, "::1", &[]), ip("::1"));
+        assert_eq!(seen(&l, "10.1.2.3", &[b"garbage"]), ip("10.1.2.3"));
+        assert_eq!(seen(&l, "10.1.2.3", &[b"6.6.6.6", b"\xff"]), ip("10.1.2.3"));
+        assert_eq!(l.of_request(None, &HeaderMap::new()), None);
         // A dual-stack listener reports an IPv4 proxy as ::ffff:10.1.2.3.
-        assert_eq!(
-            l.client_ip(ip("::ffff:10.1.2.3"), Some("1.1.1.1")),
-            ip("1.1.1.1")
-        );
+        assert_eq!(seen(&l, "::ffff:10.1.2.3", &[b"1.1.1.1"]), ip("1.1.1.1"));
     }
 
     #[test]

@@ -58,6 +58,19 @@ async fn subnet_follows_x_forwarded_for_from_a_trusted_proxy(backend: Backend) {
     // so a spoofed first entry must not pass the subnet check (as gin's ClientIP).
     let spoofed = send(&office, Some("10.9.9.9, 8.8.8.8")).await.unwrap();
     assert_eq!(status(spoofed), 403);
+    // A proxy that adds a header line of its own (HAProxy's `option forwardfor`) instead of
+    // appending to the client's: the lines are one list, the proxy's line last.
+    let two_lines = app
+        .client
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(format!("sk-{office}"))
+        .header("X-Forwarded-For", "10.9.9.9")
+        .header("X-Forwarded-For", "8.8.8.8")
+        .json(&chat_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(two_lines), 403);
     assert_eq!(status(send(&office, None).await.unwrap()), 403);
     assert_eq!(status(send(&local, None).await.unwrap()), 200);
     app.finish().await;
