@@ -99,20 +99,22 @@ pub async fn track(
         }
         // Memoised by the raw path: the route template (the label, which keeps its cardinality
         // bounded) is found by matching the path against the routes again, with a new String.
+        // Long paths are not kept, so the memo's size stays bounded whatever clients send.
         let path = res.request().path();
-        let counter = match requests.get(path) {
-            Some(c) => c,
+        match requests.get(path) {
+            Some(c) => c.increment(1),
             None => {
                 let route = res
                     .request()
                     .match_pattern()
                     .unwrap_or_else(|| "unmatched".to_string());
-                requests.entry(path.to_string()).or_insert_with(|| {
-                    metrics::counter!("tollgate_http_requests_total", "family" => fam, "route" => route, "status" => status.to_string())
-                })
+                let c = metrics::counter!("tollgate_http_requests_total", "family" => fam, "route" => route, "status" => status.to_string());
+                c.increment(1);
+                if path.len() <= MAX_MEMO_PATH {
+                    requests.insert(path.to_string(), c);
+                }
             }
-        };
-        counter.increment(1);
+        }
         duration.record(started.elapsed().as_secs_f64());
     });
     let relay = res.request().extensions().get::<RelayLabels>().cloned();
@@ -145,6 +147,9 @@ struct RelayLabels {
 /// Past this many memoised handles, a memo starts over (label values are bounded already; this
 /// only bounds the memo itself).
 const MAX_MEMO: usize = 4096;
+
+/// Longest raw path [`track`] memoises (4,096 of them: at most 1 MB per family and status).
+const MAX_MEMO_PATH: usize = 256;
 
 thread_local! {
     /// `http_requests_total` by family, status and route, and the family's duration histogram,

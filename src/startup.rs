@@ -164,7 +164,10 @@ impl Application {
         let key = session_key(&state.cfg);
         let data = web::Data::new(state.clone());
         crate::metrics::handle();
-        let limits = web::Data::new(api::rate_limit::RateLimits::from_config(&state.cfg));
+        let limits = web::Data::new(api::rate_limit::RateLimits::new(
+            &state.cfg,
+            state.trusted_proxies.clone(),
+        ));
         limits.spawn_cleanup();
         let workers = state.cfg.workers;
         let mut server = HttpServer::new(move || {

@@ -39,13 +39,14 @@ fn limiter(n: u32, window: Duration) -> Option<Limiter> {
 }
 
 impl RateLimits {
-    pub fn from_config(cfg: &Config) -> Self {
+    /// The limits of `cfg`, keyed by the client address as `trusted` finds it.
+    pub fn new(cfg: &Config, trusted: TrustedProxies) -> Self {
         let window = Duration::from_secs(180);
         RateLimits {
             api: limiter(cfg.global_api_rate_limit, window),
             web: limiter(cfg.global_web_rate_limit, window),
             critical: limiter(cfg.critical_rate_limit, Duration::from_secs(1200)),
-            trusted: TrustedProxies::new(&cfg.trusted_proxies),
+            trusted,
         }
     }
 

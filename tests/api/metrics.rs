@@ -91,12 +91,14 @@ async fn routes_are_labelled_by_template(backend: Backend) {
             .sum()
     };
     let before = count(&app.get("/metrics").await.text().await.unwrap());
-    for id in [987_651, 987_652, 987_651] {
+    // The long path is past what the memo keeps: counted all the same.
+    let long = format!("98765{}", "0".repeat(300));
+    for id in ["987651", "987652", "987651", &long, &long] {
         let res = app.get(&format!("/api/token/{id}")).await;
         assert_eq!(res.status(), 401);
     }
     let after = count(&app.get("/metrics").await.text().await.unwrap());
-    assert!(after - before >= 3.0, "{before} -> {after}");
+    assert!(after - before >= 5.0, "{before} -> {after}");
     app.finish().await;
 }
 
