@@ -2,7 +2,8 @@
 //! (`TRUSTED_PROXIES`); then the rightmost `X-Forwarded-For` entry that is not itself a trusted
 //! proxy, as gin's `ClientIP` (One API) does. Entries left of that are whatever the client wrote.
 //! Several `X-Forwarded-For` lines count as one list in their order (gin reads the first line
-//! only, which a proxy adding a line of its own leaves to the client).
+//! only, which a proxy adding a line of its own leaves to the client). Without a usable
+//! `X-Forwarded-For`, `X-Real-IP` is read the same way (gin's default `RemoteIPHeaders`).
 //! One rule for the rate limits and for tokens' subnet restrictions.
 
 use std::net::{IpAddr, SocketAddr};
@@ -11,8 +12,9 @@ use std::sync::Arc;
 use actix_web::http::header::{HeaderMap, HeaderName};
 use ipnet::IpNet;
 
-/// Built once: parsing a custom header name from a `&str` allocates it on every lookup.
+// Built once: parsing a custom header name from a `&str` allocates it on every lookup.
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// Parses `1.2.3.4`, `10.0.0.0/8` or the IPv6 forms; `None` for anything else.
 pub fn parse_net(s: &str) -> Option<IpNet> {
@@ -57,22 +59,30 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return Some(peer);
         }
-        // Several header lines are one list in their order (RFC 9110, 5.3): a proxy that adds a
-        // line of its own rather than appending to the client's puts the real hop last. A value
-        // that is not text stops the walk like any entry that is not an address.
-        let hops = headers
-            .get_all(X_FORWARDED_FOR)
+        [X_FORWARDED_FOR, X_REAL_IP]
+            .into_iter()
+            .find_map(|name| self.forwarded(headers, name))
+            .or(Some(peer))
+    }
+
+    /// The client address `name` carries: its rightmost entry that is not a trusted proxy, or
+    /// its leftmost when all are; `None` when the header is missing or an entry is not an
+    /// address (gin's `validateHeader`). Several header lines are one list in their order (RFC
+    /// 9110, 5.3): a proxy that adds a line of its own rather than appending to the client's
+    /// puts the real hop last. A value that is not text counts as an entry that is not an address.
+    fn forwarded(&self, headers: &HeaderMap, name: HeaderName) -> Option<IpAddr> {
+        let mut hops = headers
+            .get_all(name)
             .rev()
-            .flat_map(|v| v.to_str().unwrap_or("?").rsplit(','));
-        let mut last = peer;
-        for hop in hops {
-            match hop.trim().parse::<IpAddr>() {
-                Ok(ip) if self.trusts(ip) => last = ip,
-                Ok(ip) => return Some(ip),
-                Err(_) => break,
+            .flat_map(|v| v.to_str().unwrap_or("?").rsplit(','))
+            .peekable();
+        while let Some(hop) = hops.next() {
+            let ip = hop.trim().parse::<IpAddr>().ok()?;
+            if hops.peek().is_none() || !self.trusts(ip) {
+                return Some(ip);
             }
         }
-        Some(last)
+        None
     }
 }
 
@@ -109,10 +119,33 @@ mod tests {
         assert_eq!(seen(&l, "10.1.2.3", lines), ip("1.1.1.1"));
         assert_eq!(seen(&l, "::1", &[]), ip("::1"));
         assert_eq!(seen(&l, "10.1.2.3", &[b"garbage"]), ip("10.1.2.3"));
+        assert_eq!(seen(&l, "10.1.2.3", &[b"1.1.1.1, garbage"]), ip("10.1.2.3"));
+        // Every hop trusted: the leftmost, as gin.
+        assert_eq!(
+            seen(&l, "10.1.2.3", &[b"10.0.0.7, 10.0.0.9"]),
+            ip("10.0.0.7")
+        );
         assert_eq!(seen(&l, "10.1.2.3", &[b"6.6.6.6", b"\xff"]), ip("10.1.2.3"));
         assert_eq!(l.of_request(None, &HeaderMap::new()), None);
         // A dual-stack listener reports an IPv4 proxy as ::ffff:10.1.2.3.
         assert_eq!(seen(&l, "::ffff:10.1.2.3", &[b"1.1.1.1"]), ip("1.1.1.1"));
+    }
+
+    #[test]
+    fn x_real_ip_counts_when_x_forwarded_for_does_not() {
+        use actix_web::http::header::HeaderValue;
+        let l = TrustedProxies::new(&["10.0.0.0/8".into()]);
+        let peer = |s: &str| Some(SocketAddr::new(s.parse().unwrap(), 40_000));
+        let mut headers = HeaderMap::new();
+        headers.insert(X_REAL_IP, HeaderValue::from_static("1.1.1.1"));
+        assert_eq!(l.of_request(peer("10.1.2.3"), &headers), ip("1.1.1.1"));
+        // Only from a trusted peer.
+        assert_eq!(l.of_request(peer("9.9.9.9"), &headers), ip("9.9.9.9"));
+        // X-Forwarded-For first; an unusable one falls back to X-Real-IP.
+        headers.insert(X_FORWARDED_FOR, HeaderValue::from_static("2.2.2.2"));
+        assert_eq!(l.of_request(peer("10.1.2.3"), &headers), ip("2.2.2.2"));
+        headers.insert(X_FORWARDED_FOR, HeaderValue::from_static("garbage"));
+        assert_eq!(l.of_request(peer("10.1.2.3"), &headers), ip("1.1.1.1"));
     }
 
     #[test]

@@ -71,6 +71,24 @@ async fn subnet_follows_x_forwarded_for_from_a_trusted_proxy(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(status(two_lines), 403);
+    // A proxy that sets only X-Real-IP (a common nginx setup): gin's ClientIP reads it when
+    // X-Forwarded-For is absent, and so does Tollgate, from a trusted peer only.
+    let real_ip = |key: String, ip: &'static str| {
+        app.client
+            .post(app.url("/v1/chat/completions"))
+            .bearer_auth(format!("sk-{key}"))
+            .header("X-Real-IP", ip)
+            .json(&chat_body())
+            .send()
+    };
+    assert_eq!(
+        status(real_ip(office.clone(), "10.1.2.3").await.unwrap()),
+        200
+    );
+    assert_eq!(
+        status(real_ip(local.clone(), "10.1.2.3").await.unwrap()),
+        403
+    );
     assert_eq!(status(send(&office, None).await.unwrap()), 403);
     assert_eq!(status(send(&local, None).await.unwrap()), 200);
     app.finish().await;
