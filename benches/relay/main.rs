@@ -684,6 +684,9 @@ struct Row_ {
     /// Tollgate's CPU time per request (µs): steadier than req/s on a noisy machine, where
     /// what else runs takes cores away but not the work each request needs.
     cpu_us: Option<f64>,
+    /// The bare proxy's req/s measured just before this row, in the same conditions: the floor
+    /// rows are taken minutes earlier, and a shared machine's speed drifts in between.
+    proxy_adjacent: Option<f64>,
     ledger: String,
 }
 
@@ -809,6 +812,7 @@ async fn main() -> anyhow::Result<()> {
                     ttfb_p99: ttfb,
                     rss_mb: None,
                     cpu_us: None,
+                    proxy_adjacent: None,
                     ledger: String::new(),
                 });
             }
@@ -850,7 +854,10 @@ async fn main() -> anyhow::Result<()> {
         for stream in [false, true] {
             let body = if stream { STREAM_BODY } else { BODY };
             let script = wrk_script(scratch.path(), body, &t.keys);
+            let proxy_script = wrk_script(scratch.path(), body, &["bench".to_string()]);
+            let proxy_url = format!("http://127.0.0.1:{proxy0}/v1/chat/completions");
             for &c in concurrencies {
+                let adjacent = run_wrk(&proxy_url, &proxy_script, c, a.duration).rps;
                 let (before, since) = quiet_point(&t).await?;
                 let url = format!("http://127.0.0.1:{}/v1/chat/completions", t.port);
                 let cpu_before = cpu_secs(t.child.id());
@@ -899,6 +906,7 @@ async fn main() -> anyhow::Result<()> {
                     ttfb_p99: ttfb,
                     rss_mb: Some(rss_kb(t.child.id(), "VmHWM:") as f64 / 1024.0),
                     cpu_us: (ok > 0).then(|| cpu * 1e6 / ok as f64),
+                    proxy_adjacent: Some(adjacent),
                     ledger,
                 });
             }
@@ -957,6 +965,7 @@ async fn main() -> anyhow::Result<()> {
                     ttfb_p99: None,
                     rss_mb: None,
                     cpu_us: None,
+                    proxy_adjacent: None,
                     ledger: String::new(),
                 });
             }
@@ -1042,6 +1051,7 @@ fn open_streams_row(label: &str, pid: u32, port: u16, script: &std::path::Path, 
         ttfb_p99: None,
         rss_mb: Some(peak),
         cpu_us: None,
+        proxy_adjacent: None,
         ledger: format!("idle RSS {idle:.1} MB"),
     }
 }
@@ -1153,10 +1163,13 @@ fn render(rows: &[Row_]) -> String {
         let added = direct
             .map(|d| format!("{:+.3} ms", r.load.p50_ms - d.p50_ms))
             .unwrap_or_default();
-        let ratio = proxy
+        let mut ratio = proxy
             .filter(|p| p.rps > 0.0)
             .map(|p| format!("{:.0}%", 100.0 * r.load.rps / p.rps))
             .unwrap_or_default();
+        if let Some(p) = r.proxy_adjacent.filter(|p| *p > 0.0) {
+            let _ = write!(ratio, " ({:.0}% adjacent)", 100.0 * r.load.rps / p);
+        }
         let _ = writeln!(
             out,
             "| {} | {} | {} | {:.0} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} | {} |",
