@@ -321,7 +321,10 @@ mod tests {
 
     /// The protocols a TLS client offers (ALPN), read from its ClientHello by a server that
     /// stops there.
-    fn offered_protocols(client: reqwest::Client) -> Option<Vec<String>> {
+    /// `send` makes a request to the URL it is given and tells whether it succeeded.
+    fn offered_protocols<F: Future<Output = bool>>(
+        send: impl FnOnce(String) -> F,
+    ) -> Option<Vec<String>> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let url = format!("https://{addr}/");
@@ -344,11 +347,7 @@ mod tests {
             .build()
             .unwrap();
         // The handshake cannot finish (the server only reads): the request fails, as expected.
-        let sent = rt.block_on(async {
-            let timeout = std::time::Duration::from_secs(5);
-            client.get(url).timeout(timeout).send().await
-        });
-        assert!(sent.is_err());
+        assert!(!rt.block_on(send(url)));
         // A client that never connected left the server in `accept`: this ends it ("no
         // ClientHello") instead of hanging the test. Refused when the server is done already.
         let _ = std::net::TcpStream::connect(addr);
@@ -383,7 +382,17 @@ mod tests {
     #[test]
     fn upstream_calls_offer_http1_only() {
         let cfg = Config::from_map(&Default::default()).unwrap();
-        let offered = offered_protocols(http_client(&cfg).unwrap());
-        assert_eq!(offered, Some(vec!["http/1.1".to_string()]));
+        let client = http_client(&cfg).unwrap();
+        let timeout = std::time::Duration::from_secs(5);
+        let reqwest = offered_protocols(|url| async {
+            client.get(url).timeout(timeout).send().await.is_ok()
+        });
+        assert_eq!(reqwest, Some(vec!["http/1.1".to_string()]));
+        // The relay's own client (src/relay/upstream.rs).
+        let relay = offered_protocols(|url| async {
+            let up = crate::relay::upstream::Upstream::new(&cfg).unwrap();
+            up.send(client.get(url).timeout(timeout)).await.is_ok()
+        });
+        assert_eq!(relay, Some(vec!["http/1.1".to_string()]));
     }
 }

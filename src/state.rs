@@ -26,20 +26,24 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The upstream client of the current thread, built like `http` on first use. A client's
+    /// The relay's upstream client of the current thread, built on first use. A client's
     /// connections are driven by tasks on the runtime that opened them, so a pool shared by
     /// actix's workers (one runtime each) woke the other worker's thread for every write and
     /// read of half the requests. One pool per worker keeps a relay request on its thread.
-    pub fn upstream(&self) -> reqwest::Client {
+    pub fn upstream(&self) -> crate::relay::upstream::Upstream {
+        use crate::relay::upstream::Upstream;
         thread_local! {
-            static CLIENTS: std::cell::RefCell<Vec<(u64, reqwest::Client)>> =
+            static CLIENTS: std::cell::RefCell<Vec<(u64, Upstream)>> =
                 const { std::cell::RefCell::new(Vec::new()) };
         }
         CLIENTS.with_borrow_mut(|clients| {
             if let Some((_, c)) = clients.iter().find(|(id, _)| *id == self.http_id) {
                 return c.clone();
             }
-            let c = crate::startup::http_client(&self.cfg).unwrap_or_else(|_| self.http.clone());
+            let c = Upstream::new(&self.cfg).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "upstream client failed to build; using reqwest's");
+                Upstream::reqwest(self.http.clone(), &self.cfg)
+            });
             clients.push((self.http_id, c.clone()));
             c
         })

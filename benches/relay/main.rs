@@ -996,7 +996,8 @@ async fn main() -> anyhow::Result<()> {
         ));
         drop(t);
         // The same streams through the pass-through proxy in its own process: what this HTTP
-        // stack (actix-web in front, reqwest behind) holds per stream with no relay work at all.
+        // stack (actix-web in front, Tollgate's upstream client behind) holds per stream with no
+        // relay work at all.
         let mut child = Command::new(std::env::current_exe()?)
             .args(["--serve-proxy", &format!("http://127.0.0.1:{slow}")])
             .stdout(std::process::Stdio::piped())

@@ -1,7 +1,8 @@
 //! The benchmark's two helpers that stand for the outside world: a fast mock of OpenAI's chat
 //! completions (non-stream, and SSE with N content chunks and a usage chunk, after a fixed
 //! latency), and a minimal pass-through proxy (no auth, no billing) built on the same HTTP stack
-//! as Tollgate, which is the floor any relay can reach.
+//! as Tollgate (actix-web in front, Tollgate's upstream client behind, one per worker thread),
+//! which is the floor any relay can reach.
 
 use std::net::TcpListener;
 use std::sync::Mutex;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use tollgate::relay::upstream::Upstream;
 
 #[derive(Clone, Copy)]
 pub struct MockConfig {
@@ -155,33 +157,41 @@ pub fn start_mock(cfg: MockConfig, workers: usize) -> std::io::Result<u16> {
 }
 
 struct Proxy {
+    /// Builds the requests (Tollgate's relay builds them with reqwest too).
     client: reqwest::Client,
+    cfg: tollgate::config::Config,
     upstream: String,
+}
+
+impl Proxy {
+    /// Tollgate's upstream client, one per worker thread as in Tollgate (`AppState::upstream`).
+    fn sender(&self) -> Upstream {
+        thread_local! {
+            static SENDER: std::cell::OnceCell<Upstream> = const { std::cell::OnceCell::new() };
+        }
+        SENDER.with(|s| {
+            s.get_or_init(|| Upstream::new(&self.cfg).expect("upstream client"))
+                .clone()
+        })
+    }
 }
 
 async fn forward(p: web::Data<Proxy>, req: HttpRequest, body: Bytes) -> HttpResponse {
     let url = format!("{}{}", p.upstream, req.uri().path());
-    let res = match p
+    let rb = p
         .client
         .post(url)
         .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-    {
+        .body(body);
+    let res = match p.sender().send(rb).await {
         Ok(r) => r,
         Err(e) => return HttpResponse::BadGateway().body(e.to_string()),
     };
-    let status = actix_web::http::StatusCode::from_u16(res.status().as_u16())
+    let status = actix_web::http::StatusCode::from_u16(res.status.as_u16())
         .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
-    let ct = res
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .to_string();
+    let ct = res.content_type().unwrap_or("application/json").to_string();
     HttpResponse::build(status).content_type(ct).streaming(
-        res.bytes_stream()
+        res.into_stream()
             .map(|r| r.map_err(actix_web::error::ErrorBadGateway)),
     )
 }
@@ -189,13 +199,17 @@ async fn forward(p: web::Data<Proxy>, req: HttpRequest, body: Bytes) -> HttpResp
 /// Starts the pass-through proxy in front of `upstream`; returns its port.
 pub fn start_proxy(upstream: String, workers: usize) -> std::io::Result<u16> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let cfg =
+        tollgate::config::Config::from_map(&Default::default()).map_err(std::io::Error::other)?;
     let client = reqwest::Client::builder()
         .no_proxy()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(1024)
         .build()
         .map_err(std::io::Error::other)?;
-    let data = web::Data::new(Proxy { client, upstream });
+    let data = web::Data::new(Proxy {
+        client,
+        cfg,
+        upstream,
+    });
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
     let server = HttpServer::new(move || {

@@ -418,15 +418,17 @@ async fn probe(state: &AppState, c: &Channel, model: &str) -> Result<String, Pro
             }
         }
     }
-    let res = rb
-        .send()
+    // Sent by the relay's client, so that a test sees what a relay call would.
+    let res = state
+        .upstream()
+        .send(rb)
         .await
-        .map_err(|e| local_error(format!("请求失败：{}", e.without_url())))?;
-    let status = res.status();
+        .map_err(|e| local_error(format!("请求失败：{e}")))?;
+    let status = res.status;
     let bytes = res
         .bytes()
         .await
-        .map_err(|e| local_error(format!("读取响应失败：{}", e.without_url())))?;
+        .map_err(|e| local_error(format!("读取响应失败：{e}")))?;
     answer_of(adaptor, &ctx, status, &bytes)
 }
 

@@ -15,21 +15,19 @@
 //! Access tokens are cached per credentials (so per channel) until shortly before they expire.
 //! Errors keep the provider's status so retry and auto-disable decide as for any upstream.
 
-use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::{SinkExt, Stream, StreamExt};
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 
 use super::openai::base_of;
+pub(crate) use super::upstream::ByteStream;
+use super::upstream::quiet;
 use super::{Ctx, UpstreamRequest, adaptor_for};
 use crate::adaptors::{baidu, replicate, vertex, xunfei};
 use crate::state::AppState;
-
-/// Upstream bytes as `forward` streams them.
-pub(crate) type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
 /// What an exchange produced, in the shapes `forward` handles for plain HTTP.
 pub(crate) enum Exchanged {
@@ -137,15 +135,6 @@ fn config_error(msg: String) -> ExchangeError {
         body: json!({"message": msg, "type": "one_api_error", "param": "", "code": "invalid_channel_config"}),
         retryable: true,
     }
-}
-
-/// A reqwest error without the URL (which may carry a secret in its query).
-fn quiet(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    if let Some(u) = e.url() {
-        s = s.replace(u.as_str(), "<upstream>");
-    }
-    s
 }
 
 // --- Access tokens ---------------------------------------------------------------------------
@@ -280,7 +269,7 @@ async fn first_chunk(state: &AppState, rest: &mut ByteStream) -> Result<Bytes, E
             match rest.next().await {
                 Some(Ok(b)) if b.is_empty() => continue,
                 Some(Ok(b)) => return Ok(b),
-                Some(Err(e)) => return Err(transport(format!("stream failed: {}", quiet(&e)))),
+                Some(Err(e)) => return Err(transport(format!("stream failed: {e}"))),
                 None => return Ok(Bytes::new()),
             }
         }
@@ -359,7 +348,7 @@ async fn replicate_exchange(
                 adaptor_for(ctx.channel_type).map_error(status, &b),
             ));
         }
-        let mut rest: ByteStream = Box::pin(resp.bytes_stream());
+        let mut rest = super::upstream::reqwest_stream(resp);
         let first = first_chunk(state, &mut rest).await?;
         return Ok(Exchanged::Stream { first, rest });
     }
@@ -568,7 +557,7 @@ async fn xunfei_exchange(
                 if end {
                     let _ = ws.close(None).await;
                 }
-                Some((Ok::<_, reqwest::Error>(out), (!end).then_some(ws)))
+                Some((Ok::<_, super::upstream::Error>(out), (!end).then_some(ws)))
             }
             Ok(None) => None,
             Err(e) => Some((

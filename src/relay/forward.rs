@@ -27,6 +27,7 @@ use super::auth::TokenAuth;
 use super::route::{self, Channel};
 use super::sse::{SseDecoder, SseProcessor};
 use super::types::{RelayMode, RequestMeta, Usage, multipart_field};
+use super::upstream::{ByteStream, Error};
 use super::{Ctx, StreamTranslator, adaptor_for_model, reload_routing};
 use crate::adaptors::bedrock::EventStreamDecoder;
 use crate::adaptors::image_fetch::{self, FetchPolicy};
@@ -250,11 +251,11 @@ fn transport_failure(msg: String, code: &str) -> Failure {
     }
 }
 
-/// A reqwest error while `what` (the message keeps no URL, which may carry a key).
-fn reqwest_failure(e: &reqwest::Error, what: &str, code: &str) -> Failure {
+/// An upstream call's error while `what` (the message keeps no URL, which may carry a key).
+fn upstream_error(e: &Error, what: &str, code: &str) -> Failure {
     Failure {
         transport: Some(if e.is_timeout() { "timeout" } else { "connect" }),
-        ..transport_failure(format!("{what}: {}", without_url(e)), code)
+        ..transport_failure(format!("{what}: {e}"), code)
     }
 }
 
@@ -641,7 +642,8 @@ pub(crate) fn upstream_call(
     content_type: &str,
 ) -> reqwest::RequestBuilder {
     up.headers.extend(adaptor.sign(ctx, &up.url, body));
-    let client = state.upstream();
+    // Only builds the request: it is sent with `AppState::upstream` (`Upstream::send`).
+    let client = &state.http;
     let mut rb = match parsed_url(&up.url) {
         Some(url) => client.post(url),
         None => client.post(&up.url),
@@ -1084,8 +1086,6 @@ async fn handle_failure(
     }
 }
 
-type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
-
 enum Sent {
     Full {
         status: u16,
@@ -1107,19 +1107,18 @@ async fn send(
     adaptor: &dyn super::Adaptor,
     mode: RelayMode,
 ) -> Result<Sent, Failure> {
-    let fut = rb.send();
+    let upstream = state.upstream();
+    let fut = upstream.send(rb);
     let resp = match (meta.stream, state.cfg.relay_timeout) {
         (true, Some(t)) => tokio::time::timeout(t, fut)
             .await
             .map_err(|_| transport_failure("upstream timed out".into(), "do_request_failed"))?,
         _ => fut.await,
     }
-    .map_err(|e| reqwest_failure(&e, "do request failed", "do_request_failed"))?;
-    let status = resp.status().as_u16();
+    .map_err(|e| upstream_error(&e, "do request failed", "do_request_failed"))?;
+    let status = resp.status.as_u16();
     let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
+        .content_type()
         .unwrap_or("application/json")
         .to_string();
     if !(200..300).contains(&status) {
@@ -1131,17 +1130,12 @@ async fn send(
             let body = resp.bytes().await.unwrap_or_default();
             return Err(upstream_failure(500, adaptor.map_error(500, &body)));
         }
-        let mut rest: ByteStream = Box::pin(resp.bytes_stream());
+        let mut rest = resp.into_stream();
         let first = async {
-            loop {
-                match rest.next().await {
-                    Some(Ok(b)) if b.is_empty() => continue,
-                    Some(Ok(b)) => return Ok(b),
-                    Some(Err(e)) => {
-                        return Err(reqwest_failure(&e, "stream failed", "do_request_failed"));
-                    }
-                    None => return Ok(Bytes::new()),
-                }
+            match rest.next().await {
+                Some(Ok(b)) => Ok(b),
+                Some(Err(e)) => Err(upstream_error(&e, "stream failed", "do_request_failed")),
+                None => Ok(Bytes::new()),
             }
         };
         let first = match state.cfg.relay_first_token_timeout {
@@ -1155,7 +1149,7 @@ async fn send(
     let body = resp
         .bytes()
         .await
-        .map_err(|e| reqwest_failure(&e, "reading response failed", "read_response_failed"))?;
+        .map_err(|e| upstream_error(&e, "reading response failed", "read_response_failed"))?;
     Ok(Sent::Full {
         status,
         content_type,
@@ -1183,15 +1177,6 @@ fn exchanged(
             transport: None,
         }),
     }
-}
-
-/// A reqwest error without the URL (which may carry a key in its query).
-fn without_url(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    if let Some(u) = e.url() {
-        s = s.replace(u.as_str(), "<upstream>");
-    }
-    s
 }
 
 /// What the client receives of a stream.
@@ -1454,7 +1439,7 @@ impl Stream for RelayStream {
                     after_yield = false;
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    tracing::warn!(error = %without_url(&e), "upstream stream broke; billing what was delivered");
+                    tracing::warn!(error = %e, "upstream stream broke; billing what was delivered");
                     this.ended = true;
                     let tail = this.end();
                     this.gathered.extend_from_slice(&tail);

@@ -29,6 +29,7 @@ pub mod route;
 pub mod sse;
 pub mod tencent;
 pub mod types;
+pub mod upstream;
 pub mod vertex;
 pub mod xunfei;
 pub mod zhipu;
