@@ -56,6 +56,44 @@ pub fn now() -> i64 {
         .unwrap_or_default()
 }
 
+/// How many connections the server accepts from ordinary clients (`max_connections`, less
+/// PostgreSQL's slots reserved for superusers and, since PostgreSQL 16, for `pg_use_reserved_connections`),
+/// when it says.
+async fn server_connection_limit(conn: &mut sqlx::AnyConnection, backend: Backend) -> Option<i64> {
+    let sql = match backend {
+        Backend::Postgres => {
+            "SELECT CAST(current_setting('max_connections') AS BIGINT) \
+             - CAST(current_setting('superuser_reserved_connections') AS BIGINT) \
+             - COALESCE(CAST(current_setting('reserved_connections', true) AS BIGINT), 0)"
+        }
+        Backend::MySql => "SELECT CAST(@@max_connections AS SIGNED)",
+        Backend::Sqlite => return None,
+    };
+    sqlx::query_scalar::<_, i64>(sql).fetch_one(conn).await.ok()
+}
+
+/// The pool's size: `SQL_MAX_OPEN_CONNS` (One API's default is 1,000), but never above what the
+/// server accepts. A pool allowed more than that, meeting a burst of cache misses (every cached
+/// token expiring at once), kept asking for connections the server refused ("too many clients
+/// already", after forking a backend for each): a benchmark's 512 clients went from thousands of
+/// requests a second to 386, with a p99 of 1.8 s (docs/benchmarks.md, session 22). Within the
+/// limit, a burst waits for a pooled connection instead.
+pub fn pool_size(configured: u32, server_limit: Option<i64>) -> u32 {
+    match server_limit {
+        Some(limit) if limit >= 1 && i64::from(configured) > limit => {
+            tracing::warn!(
+                configured,
+                server_limit = limit,
+                "SQL_MAX_OPEN_CONNS is above the connections the database server accepts; the \
+                 pool keeps to the server's limit (with several nodes or pools on one server, \
+                 give each a share)"
+            );
+            limit as u32
+        }
+        _ => configured.max(1),
+    }
+}
+
 /// Pool settings taken from the configuration.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
@@ -105,12 +143,13 @@ impl Db {
         let backend = Backend::from_url(url)?;
         // One direct attempt first: a wrong address or password fails at once with its cause,
         // instead of the pool retrying until its acquire timeout.
-        let probe =
+        let mut probe =
             tokio::time::timeout(Duration::from_secs(15), sqlx::AnyConnection::connect(url))
                 .await
                 .map_err(|_| anyhow::anyhow!("timed out"))
                 .and_then(|r| r.map_err(anyhow::Error::from))
                 .with_context(|| format!("cannot connect to the {} database", backend.name()))?;
+        let server_limit = server_connection_limit(&mut probe, backend).await;
         let _ = probe.close().await;
         let mut opts = AnyPoolOptions::new()
             .max_lifetime(settings.max_lifetime)
@@ -119,7 +158,7 @@ impl Db {
         let max_open = match backend {
             // SQLite allows one writer at a time; a small pool avoids lock storms.
             Backend::Sqlite => settings.max_open.clamp(1, 8),
-            _ => settings.max_open,
+            _ => pool_size(settings.max_open, server_limit),
         };
         opts = opts
             .max_connections(max_open)
@@ -357,5 +396,20 @@ mod like_tests {
     fn like_escapes_metacharacters() {
         assert_eq!(super::like_prefix("a%b_c!"), "a!%b!_c!!%");
         assert_eq!(super::like_prefix("%' OR 1=1 --"), "!%' OR 1=1 --%");
+    }
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::pool_size;
+
+    #[test]
+    fn the_pool_never_exceeds_the_server() {
+        assert_eq!(pool_size(1000, Some(97)), 97);
+        assert_eq!(pool_size(50, Some(97)), 50);
+        assert_eq!(pool_size(97, Some(97)), 97);
+        // SQLite, or a server that would not say.
+        assert_eq!(pool_size(1000, None), 1000);
+        assert_eq!(pool_size(1000, Some(0)), 1000);
     }
 }

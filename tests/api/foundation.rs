@@ -211,6 +211,42 @@ async fn bcrypt_password_is_upgraded_at_login(backend: Backend) {
     app.finish().await;
 }
 
+/// One API's default pool (SQL_MAX_OPEN_CONNS=1000) is kept to what the server accepts: a pool
+/// allowed more kept opening connections the server refused under a burst of cache misses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_keeps_to_the_servers_connection_limit() {
+    use sqlx::Row;
+    use tollgate::store::{Db, PoolSettings};
+    let settings = PoolSettings {
+        max_open: 1000,
+        max_idle: 1,
+        max_lifetime: std::time::Duration::from_secs(60),
+        sqlite_busy_timeout: std::time::Duration::from_secs(3),
+    };
+    for (backend, sql) in [
+        (
+            Backend::Postgres,
+            "SELECT CAST(current_setting('max_connections') AS BIGINT)",
+        ),
+        (Backend::MySql, "SELECT CAST(@@max_connections AS SIGNED)"),
+    ] {
+        if !backend.enabled() {
+            continue;
+        }
+        let database = TestDatabase::create(backend).await;
+        let db = Db::connect(&database.url, &settings).await.unwrap();
+        let server: i64 = sqlx::query(sql).fetch_one(&db.pool).await.unwrap().get(0);
+        assert!(server < 1000, "{backend:?}: the server allows {server}");
+        let pool = i64::from(db.pool.options().get_max_connections());
+        assert!(
+            (1..=server).contains(&pool),
+            "{backend:?}: a pool of {pool} on a server of {server}"
+        );
+        db.pool.close().await;
+        database.drop_database().await;
+    }
+}
+
 /// The three backends end with the same tables and columns after migration.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_contract_across_backends() {
