@@ -13,8 +13,9 @@ pub struct AppState {
     /// The database holding `logs` (`LOG_SQL_DSN`, or the main one).
     pub log_db: Db,
     pub options: OptionStore,
-    /// The pooled client for upstream calls off the relay's hot path (channel tests, jobs, the
-    /// proxy type); the relay uses [`AppState::upstream`].
+    /// The pooled client for upstream calls off the relay's hot path (providers' access tokens
+    /// and polling, jobs, the proxy type); it also builds the requests that the relay and the
+    /// channel test send with [`AppState::upstream`].
     pub http: reqwest::Client,
     /// Tells this state's per-thread upstream clients from another's (tests run many apps).
     pub http_id: u64,
