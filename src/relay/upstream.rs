@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, TryStreamExt};
-use http_body_util::BodyExt;
+use hyper::body::Body as _;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -165,19 +165,14 @@ impl Upstream {
                 let resp = within(head_by, client.execute(req))
                     .await?
                     .map_err(Error::Reqwest)?;
-                http::Response::from(resp).map(Body::Proxied)
+                http::Response::from(resp).map(Body::Reqwest)
             }
         };
         let (head, body) = resp.into_parts();
         Ok(Response {
             status: head.status,
             headers: head.headers,
-            body: Reader {
-                body,
-                deadline,
-                idle: self.idle,
-                done: false,
-            },
+            body: Reader::new(body, deadline, self.idle),
         })
     }
 }
@@ -262,16 +257,14 @@ impl Response {
 
     /// The body as it arrives.
     pub fn into_stream(self) -> ByteStream {
-        Box::pin(futures_util::stream::try_unfold(self.body, |mut r| async {
-            Ok(r.next().await.transpose()?.map(|chunk| (chunk, r)))
-        }))
+        Box::pin(self.body)
     }
 }
 
 #[derive(Debug)]
 enum Body {
     Direct(hyper::body::Incoming),
-    Proxied(reqwest::Body),
+    Reqwest(reqwest::Body),
 }
 
 /// Reads a body's data frames under the idle timeout and the request's deadline.
@@ -280,36 +273,103 @@ struct Reader {
     body: Body,
     deadline: Option<Instant>,
     idle: Option<Duration>,
+    /// When the body last gave a frame (the idle timeout counts from there).
+    last: Instant,
+    /// One timer for the whole body, re-armed only when it fires early: a timer per read
+    /// (registered in tokio's wheel and removed again) was 3% of a streamed request's
+    /// instructions.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
     done: bool,
 }
 
 impl Reader {
+    fn new(body: Body, deadline: Option<Instant>, idle: Option<Duration>) -> Self {
+        Reader {
+            body,
+            deadline,
+            idle,
+            last: Instant::now(),
+            timer: None,
+            done: false,
+        }
+    }
+
+    /// The instant the body times out at, as of now.
+    fn limit(&self) -> Option<Instant> {
+        earliest(self.deadline, self.idle.map(|t| self.last + t))
+    }
+
     /// The next non-empty data frame; `None` at the end (or after an error).
     async fn next(&mut self) -> Option<Result<Bytes, Error>> {
-        while !self.done {
-            let by = earliest(self.deadline, self.idle.map(|t| Instant::now() + t));
-            let frame = match &mut self.body {
-                Body::Direct(b) => within(by, b.frame())
-                    .await
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
+    /// Ready with a timeout error once the limit has passed; re-arms a timer that fired before
+    /// it (the limit moves later with every frame).
+    fn poll_timeout(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Error> {
+        use std::task::Poll;
+        let Some(by) = self.limit() else {
+            return Poll::Pending;
+        };
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(by)));
+        while timer.as_mut().poll(cx).is_ready() {
+            if timer.deadline() >= by {
+                return Poll::Ready(Error::Timeout);
+            }
+            timer.as_mut().reset(by);
+        }
+        Poll::Pending
+    }
+}
+
+impl Stream for Reader {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        while !this.done {
+            let frame = match &mut this.body {
+                Body::Direct(b) => Pin::new(b)
+                    .poll_frame(cx)
                     .map(|f| f.map(|f| f.map_err(|e| Error::Body(e.into())))),
-                Body::Proxied(b) => within(by, b.frame())
-                    .await
+                Body::Reqwest(b) => Pin::new(b)
+                    .poll_frame(cx)
                     .map(|f| f.map(|f| f.map_err(Error::Reqwest))),
             };
             match frame {
-                Ok(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) if !data.is_empty() => return Some(Ok(data)),
-                    // Empty data, or trailers: nothing for the client.
-                    _ => continue,
-                },
-                Ok(None) => self.done = true,
-                Ok(Some(Err(e))) | Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
+                Poll::Ready(Some(Ok(frame))) => {
+                    if this.idle.is_some() {
+                        this.last = Instant::now();
+                    }
+                    match frame.into_data() {
+                        Ok(data) if !data.is_empty() => return Poll::Ready(Some(Ok(data))),
+                        // Empty data, or trailers: nothing for the client.
+                        _ => continue,
+                    }
+                }
+                Poll::Ready(None) => this.done = true,
+                Poll::Ready(Some(Err(e))) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Pending => {
+                    return match this.poll_timeout(cx) {
+                        Poll::Ready(e) => {
+                            this.done = true;
+                            Poll::Ready(Some(Err(e)))
+                        }
+                        Poll::Pending => Poll::Pending,
+                    };
                 }
             }
         }
-        None
+        Poll::Ready(None)
     }
 }
 
@@ -331,9 +391,16 @@ mod tests {
         Config::from_map(&map).unwrap()
     }
 
-    /// A server that reads one request head, hands it over, then writes `answer`'s parts with
-    /// 100 ms between them (and holds the connection open for 3 s, past the timeouts tested).
     async fn server(answer: Vec<&'static str>) -> (String, tokio::sync::oneshot::Receiver<String>) {
+        server_with_gap(answer, Duration::from_millis(100)).await
+    }
+
+    /// A server that reads one request head, hands it over, then writes `answer`'s parts with
+    /// `gap` between them (and holds the connection open for 3 s, past the timeouts tested).
+    async fn server_with_gap(
+        answer: Vec<&'static str>,
+        gap: Duration,
+    ) -> (String, tokio::sync::oneshot::Receiver<String>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -347,7 +414,7 @@ mod tests {
             }
             let _ = tx.send(String::from_utf8_lossy(&got).into_owned());
             for part in answer {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(gap).await;
                 sock.write_all(part.as_bytes()).await.unwrap();
             }
             tokio::time::sleep(Duration::from_secs(3)).await;
@@ -401,6 +468,11 @@ mod tests {
         assert_eq!(stream.next().await.unwrap().unwrap(), "a");
         assert!(stream.next().await.unwrap().unwrap_err().is_timeout());
         assert!(stream.next().await.is_none(), "ends after the error");
+        // Reads 0.6 s apart, 2.4 s in all: the idle timeout counts from the last one.
+        let parts = vec![head, "1\r\na\r\n", "1\r\nb\r\n", "1\r\nc\r\n0\r\n\r\n"];
+        let (url, _rx) = server_with_gap(parts, Duration::from_millis(600)).await;
+        let resp = up.send(post(&url)).await.unwrap();
+        assert_eq!(resp.bytes().await.unwrap(), "abc");
         // A request timeout (RELAY_TIMEOUT for non-stream calls) shorter than the body.
         let (url, _rx) = server(vec![head, "1\r\na\r\n", "1\r\nb\r\n", "1\r\nc\r\n"]).await;
         let rb = post(&url).timeout(Duration::from_millis(250));
