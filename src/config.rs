@@ -171,6 +171,18 @@ impl Config {
         Self::from_lookup(&|k| map.get(k).cloned())
     }
 
+    /// Builds the settings from `(name, value)` pairs, for tests (the last of a repeated name
+    /// wins, as in a map).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        Self::from_lookup(&|k| {
+            pairs
+                .iter()
+                .rev()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
     pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let r = Reader { get };
         let node_type = match r.raw("NODE_TYPE").as_deref() {
@@ -282,17 +294,9 @@ impl Config {
 mod tests {
     use super::*;
 
-    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_map(&map)
-    }
-
     #[test]
     fn defaults_match_one_api() {
-        let c = cfg(&[]).expect("defaults");
+        let c = Config::from_pairs(&[]).expect("defaults");
         assert_eq!(c.port, 3000);
         assert_eq!(c.sqlite_path, "tollgate.db");
         assert_eq!(c.sqlite_busy_timeout, Duration::from_millis(3000));
@@ -321,7 +325,7 @@ mod tests {
             ("SQL_MAX_OPEN_CONNS", "0"),
             ("LOG_RETENTION_DAYS", "-1"),
         ] {
-            let err = cfg(&[(var, val)]).expect_err(var);
+            let err = Config::from_pairs(&[(var, val)]).expect_err(var);
             assert_eq!(err.var, var);
             assert!(err.to_string().contains(var), "{err}");
         }
@@ -329,7 +333,7 @@ mod tests {
 
     #[test]
     fn values_are_read() {
-        let c = cfg(&[
+        let c = Config::from_pairs(&[
             ("PORT", "8080"),
             ("NODE_TYPE", "slave"),
             ("CHANNEL_TEST_FREQUENCY", "2"),

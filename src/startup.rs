@@ -48,13 +48,14 @@ pub async fn connect_databases(cfg: &Config, migrate: bool) -> anyhow::Result<(D
 /// The upstream HTTP client: one pool for every worker, rustls with ring, no system proxy
 /// (only `RELAY_PROXY`), timeouts from the configuration.
 pub fn http_client(cfg: &Config) -> anyhow::Result<reqwest::Client> {
+    use crate::relay::upstream;
     install_crypto_provider();
     let mut b = reqwest::Client::builder()
         .no_proxy()
         .tcp_nodelay(true)
-        .pool_idle_timeout(std::time::Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .connect_timeout(std::time::Duration::from_secs(10));
+        .pool_idle_timeout(upstream::POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(upstream::POOL_MAX_IDLE_PER_HOST)
+        .connect_timeout(upstream::CONNECT_TIMEOUT);
     if let Some(t) = cfg.relay_idle_timeout {
         b = b.read_timeout(t);
     }

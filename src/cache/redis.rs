@@ -1123,11 +1123,7 @@ mod tests {
     use super::*;
 
     fn cfg(pairs: &[(&str, &str)]) -> Config {
-        let map = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_map(&map).unwrap()
+        Config::from_pairs(pairs).unwrap()
     }
 
     /// Nodes of two versions share one Redis during a rolling upgrade: the key layout must not

@@ -38,8 +38,13 @@ pub(crate) type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + S
 /// larger body just takes more reads.
 const READ_BUFFER: usize = 4096;
 
-/// How long an upstream TCP (and TLS) connect may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an upstream TCP (and TLS) connect may take; with the two below, reqwest's client
+/// (`startup::http_client`) is pooled the same way.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an idle pooled upstream connection is kept.
+pub(crate) const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Idle pooled connections kept per host.
+pub(crate) const POOL_MAX_IDLE_PER_HOST: usize = 256;
 
 /// An upstream call failed. Its message never holds the URL (a query may carry a key).
 #[derive(Debug, thiserror::Error)]
@@ -148,8 +153,9 @@ impl Upstream {
     /// read with [`Response::bytes`] or [`Response::into_stream`], under the same timeouts.
     pub async fn send(&self, rb: reqwest::RequestBuilder) -> Result<Response, Error> {
         let req = rb.build().map_err(Error::Reqwest)?;
-        let deadline = req.timeout().map(|t| Instant::now() + *t);
-        let head_by = earliest(deadline, self.idle.map(|t| Instant::now() + t));
+        let now = Instant::now();
+        let deadline = req.timeout().map(|t| now + *t);
+        let head_by = earliest(deadline, self.idle.map(|t| now + t));
         let resp = match self.inner.as_ref() {
             Inner::Direct(client) => {
                 let mut req = http::Request::try_from(req).map_err(Error::Reqwest)?;
@@ -199,8 +205,8 @@ fn direct_client() -> anyhow::Result<Client<HttpsConnector<HttpConnector>, reqwe
     Ok(Client::builder(TokioExecutor::new())
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
         .http1_read_buf_exact_size(READ_BUFFER)
         .build(connector))
 }
@@ -384,11 +390,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn cfg(vars: &[(&str, &str)]) -> Config {
-        let map = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_map(&map).unwrap()
+        Config::from_pairs(vars).unwrap()
     }
 
     async fn server(answer: Vec<&'static str>) -> (String, tokio::sync::oneshot::Receiver<String>) {
