@@ -113,6 +113,7 @@ async fn authorise(req: HttpRequest) -> Result<TokenAuth, AppError> {
     }
     let token = if !token.unlimited_quota && token.remain_quota <= 0 {
         // The cached row may be behind a refund or an edit: ask the database before refusing.
+        let ticket = relay.tokens.ticket();
         let fresh = tokens::get_by_key(&state.db, &key)
             .await?
             .ok_or_else(|| AppError::Unauthorized("无效的令牌".into()))?;
@@ -129,7 +130,7 @@ async fn authorise(req: HttpRequest) -> Result<TokenAuth, AppError> {
             return Err(AppError::Unauthorized("该令牌额度已用尽".into()));
         }
         let fresh = Arc::new(fresh);
-        relay.tokens.insert(key.clone(), fresh.clone());
+        relay.tokens.store(key.clone(), fresh.clone(), ticket);
         fresh
     } else {
         token

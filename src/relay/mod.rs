@@ -45,6 +45,7 @@ use serde_json::Value;
 use crate::billing::ledger::{Balances, Ledger};
 use crate::billing::ratio::Ratios;
 use crate::cache::redis::{QuotaStore, RedisPool, RedisTarget};
+use crate::cache::rows::RowCache;
 use crate::config::Config;
 use crate::options::Options;
 use crate::state::AppState;
@@ -246,9 +247,9 @@ pub struct RelayState {
     /// Orders overlapping rebuilds of `routing` (see [`reload_routing`]).
     routing_reloads: Arc<ReloadOrder>,
     /// Token rows by key (short TTL).
-    pub tokens: moka::sync::Cache<String, Arc<Token>>,
+    pub tokens: Arc<RowCache<String, Token>>,
     /// User rows by id (short TTL).
-    pub users: moka::sync::Cache<i64, Arc<User>>,
+    pub users: Arc<RowCache<i64, User>>,
     /// The quota ledger and its writer.
     pub ledger: Ledger,
     /// Redis, when configured: quota balances, and cache events to and from the other nodes.
@@ -309,14 +310,8 @@ impl RelayState {
         Ok(RelayState {
             routing: Arc::new(ArcSwap::from_pointee(table)),
             routing_reloads: Arc::default(),
-            tokens: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(Jittered(ttl))
-                .build(),
-            users: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(Jittered(ttl))
-                .build(),
+            tokens: Arc::new(RowCache::new(capacity, ttl)),
+            users: Arc::new(RowCache::new(capacity, ttl)),
             ledger: Ledger::start(db.clone(), separate_logs, batch, balances),
             redis,
             redis_target,
@@ -348,12 +343,13 @@ impl RelayState {
             return Ok(Some(t));
         }
         let id = shared_id(key);
+        let ticket = self.tokens.ticket();
         let row = self
             .shared_load("t", &id, || crate::store::tokens::get_by_key(db, key))
             .await?;
         let row = row.map(Arc::new);
         if let Some(t) = &row {
-            self.tokens.insert(key.to_string(), t.clone());
+            self.tokens.store(key.to_string(), t.clone(), ticket);
         }
         Ok(row)
     }
@@ -363,6 +359,7 @@ impl RelayState {
         if let Some(u) = crate::metrics::cached("user", self.users.get(&id)) {
             return Ok(Some(u));
         }
+        let ticket = self.users.ticket();
         let row = self
             .shared_load("u", &id.to_string(), || {
                 crate::store::users::get_by_id(db, id)
@@ -370,7 +367,7 @@ impl RelayState {
             .await?;
         let row = row.map(Arc::new);
         if let Some(u) = &row {
-            self.users.insert(u.id, u.clone());
+            self.users.store(u.id, u.clone(), ticket);
         }
         Ok(row)
     }
@@ -469,34 +466,6 @@ fn shared_id(key: &str) -> String {
 ///
 /// **Call this after every channel or ability change** (create, update, delete, status change,
 /// balance-driven disable): requests route from this in-memory table only. It also runs every
-/// A cached token's or user's lifetime: the TTL less up to a quarter, at random. Rows loaded
-/// together (a restart's first burst, the benchmark's warm-up of 10,000 tokens) otherwise expired
-/// together, and every request of the next moment went to Redis and the database at once.
-struct Jittered(Duration);
-
-impl Jittered {
-    fn lifetime(&self) -> Duration {
-        use rand::RngExt;
-        self.0.mul_f64(rand::rng().random_range(0.75..=1.0))
-    }
-}
-
-impl<K, V> moka::Expiry<K, V> for Jittered {
-    fn expire_after_create(&self, _: &K, _: &V, _: std::time::Instant) -> Option<Duration> {
-        Some(self.lifetime())
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &K,
-        _: &V,
-        _: std::time::Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(self.lifetime())
-    }
-}
-
 /// `SYNC_FREQUENCY` seconds (see [`spawn_sync`]) and after the relay's own auto-disable.
 /// Token and user edits should call [`RelayState::invalidate_token`] / `invalidate_user`.
 pub async fn reload_routing(state: &AppState) -> Result<(), sqlx::Error> {
@@ -723,29 +692,6 @@ pub fn configure_dashboard(cfg: &mut web::ServiceConfig) {
 #[cfg(test)]
 mod tests {
     use super::ReloadOrder;
-
-    /// Cached rows loaded in the same instant expire spread over the last quarter of the TTL.
-    #[test]
-    fn cached_rows_expire_spread_out() {
-        use moka::Expiry;
-        let ttl = std::time::Duration::from_secs(60);
-        let expiry = super::Jittered(ttl);
-        let now = std::time::Instant::now();
-        let lifetimes: Vec<_> = (0..200)
-            .map(|i| expiry.expire_after_create(&i, &(), now).unwrap())
-            .collect();
-        assert!(lifetimes.iter().all(|l| *l >= ttl * 3 / 4 && *l <= ttl));
-        let (min, max) = (lifetimes.iter().min(), lifetimes.iter().max());
-        assert!(
-            max.unwrap().saturating_sub(*min.unwrap()) > ttl / 8,
-            "{min:?}..{max:?}"
-        );
-        let updated = expiry.expire_after_update(&0, &(), now, Some(ttl / 100));
-        assert!(
-            updated.unwrap() >= ttl * 3 / 4,
-            "an update starts a new lifetime"
-        );
-    }
 
     #[test]
     fn a_reload_that_started_earlier_never_replaces_a_later_one() {
