@@ -38,6 +38,9 @@ struct Args {
     callgrind: bool,
     /// `--concurrency N`: that many clients only (a profile of one load), not 1, 64 and 512.
     concurrency: Option<usize>,
+    /// `--cold-streams`: the open-streams case without warming the caches first (as until
+    /// session 24).
+    cold_streams: bool,
 }
 
 impl Args {
@@ -102,6 +105,7 @@ fn args() -> Args {
         open_streams: 0,
         callgrind: false,
         concurrency: None,
+        cold_streams: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -116,6 +120,7 @@ fn args() -> Args {
             "--only" => a.only = it.next(),
             "--callgrind" => a.callgrind = true,
             "--concurrency" => a.concurrency = it.next().and_then(|n| n.parse().ok()),
+            "--cold-streams" => a.cold_streams = true,
             "--open-streams" => {
                 a.open_streams = it.next().and_then(|n| n.parse().ok()).unwrap_or(0)
             }
@@ -997,6 +1002,17 @@ async fn main() -> anyhow::Result<()> {
         let path = scratch.path().join("bench-streams.db");
         let url = format!("sqlite://{}?mode=rwc", path.display());
         let t = start_tollgate(&url, None, None, slow, 1, None).await?;
+        // Warm the token and user caches first, as the timed runs do (non-stream requests, which
+        // the slow mock answers at once): cold, each stream first read its token and user from
+        // the database while the rest queued behind, so the streams started over seconds and
+        // fewer were open at once than asked for.
+        if !a.cold_streams {
+            warm_up(
+                &format!("http://127.0.0.1:{}/v1/chat/completions", t.port),
+                &t.keys,
+            )
+            .await;
+        }
         let script = wrk_script(scratch.path(), STREAM_BODY, &t.keys);
         rows.push(open_streams_row(
             "tollgate sqlite",
@@ -1048,11 +1064,31 @@ async fn main() -> anyhow::Result<()> {
 /// RSS, as a row of the table.
 fn open_streams_row(label: &str, pid: u32, port: u16, script: &std::path::Path, n: usize) -> Row_ {
     let idle = rss_kb(pid, "VmRSS:") as f64 / 1024.0;
+    let idle_fds = open_fds(pid);
     let target = format!("http://127.0.0.1:{port}/v1/chat/completions");
+    // How many streams were open at once: each holds two sockets (the client's and the
+    // upstream's). A run whose streams start late (a cold cache) holds fewer at once, and its
+    // peak RSS says less about the memory a stream takes.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut most = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                most = most.max(open_fds(pid));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            most
+        })
+    };
     let load = run_wrk(&target, script, n, 12);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let open = sampler.join().unwrap_or(0).saturating_sub(idle_fds) / 2;
     let peak = rss_kb(pid, "VmHWM:") as f64 / 1024.0;
+    let per_stream = (peak - idle) * 1024.0 / open.max(1) as f64;
     eprintln!(
-        "{label}, {n} open streams: idle RSS {idle:.1} MB, peak {peak:.1} MB, {} streams finished, {} errors",
+        "{label}, {n} open streams: idle RSS {idle:.1} MB, peak {peak:.1} MB, at most {open} open at once \
+         ({per_stream:.1} KB each over idle), {} streams finished, {} errors",
         load.requests, load.errors
     );
     Row_ {
@@ -1064,8 +1100,15 @@ fn open_streams_row(label: &str, pid: u32, port: u16, script: &std::path::Path, 
         rss_mb: Some(peak),
         cpu_us: None,
         proxy_adjacent: None,
-        ledger: format!("idle RSS {idle:.1} MB"),
+        ledger: format!(
+            "idle RSS {idle:.1} MB; at most {open} streams open at once, {per_stream:.1} KB each"
+        ),
     }
+}
+
+/// How many descriptors a process has open (its sockets, files and the rest).
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
 /// One Tollgate setup under callgrind: its instructions per answered request, non-stream and
