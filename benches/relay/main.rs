@@ -1004,8 +1004,9 @@ async fn main() -> anyhow::Result<()> {
         let t = start_tollgate(&url, None, None, slow, 1, None).await?;
         // Warm the token and user caches first, as the timed runs do (non-stream requests, which
         // the slow mock answers at once): cold, each stream first read its token and user from
-        // the database while the rest queued behind, so the streams started over seconds and
-        // fewer were open at once than asked for.
+        // the database while the rest queued behind, so fewer requests waited for their
+        // upstream's first answer at the same moment, the phase where a request holds the most,
+        // and the peak RSS understated the warm case (docs/benchmarks.md, session 24).
         if !a.cold_streams {
             warm_up(
                 &format!("http://127.0.0.1:{}/v1/chat/completions", t.port),
@@ -1066,9 +1067,9 @@ fn open_streams_row(label: &str, pid: u32, port: u16, script: &std::path::Path, 
     let idle = rss_kb(pid, "VmRSS:") as f64 / 1024.0;
     let idle_fds = open_fds(pid);
     let target = format!("http://127.0.0.1:{port}/v1/chat/completions");
-    // How many streams were open at once: each holds two sockets (the client's and the
-    // upstream's). A run whose streams start late (a cold cache) holds fewer at once, and its
-    // peak RSS says less about the memory a stream takes.
+    // About how many streams were open at once: each holds two sockets (the client's and the
+    // upstream's); idle pooled upstream connections count too, so it can read a little over `n`.
+    // The memory a stream takes is the peak over idle divided by it.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
         let stop = stop.clone();
