@@ -813,7 +813,7 @@ async fn main() -> anyhow::Result<()> {
         let script = wrk_script(scratch.path(), body, &dummy_keys);
         for &c in concurrencies {
             for (label, port) in [("direct (mock)", mock0), ("pass-through proxy", proxy0)] {
-                let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
+                let url = chat_url(port);
                 let load = run_wrk(&url, &script, c, a.duration);
                 let ttfb = if stream && c == 64 {
                     Some((ttfb_p99(&[(label, &url, "bench")], 200).await[0], None))
@@ -857,11 +857,7 @@ async fn main() -> anyhow::Result<()> {
         let idle = rss_kb(t.child.id(), "VmRSS:") as f64 / 1024.0;
         eprintln!("{label}: idle RSS {idle:.1} MB");
         let warm = Instant::now();
-        warm_up(
-            &format!("http://127.0.0.1:{}/v1/chat/completions", t.port),
-            &t.keys,
-        )
-        .await;
+        warm_up(&chat_url(t.port), &t.keys).await;
         eprintln!(
             "{label}: {} tokens warmed in {:?}",
             t.keys.len(),
@@ -871,11 +867,11 @@ async fn main() -> anyhow::Result<()> {
             let body = if stream { STREAM_BODY } else { BODY };
             let script = wrk_script(scratch.path(), body, &t.keys);
             let proxy_script = wrk_script(scratch.path(), body, &["bench".to_string()]);
-            let proxy_url = format!("http://127.0.0.1:{proxy0}/v1/chat/completions");
+            let proxy_url = chat_url(proxy0);
             for &c in concurrencies {
                 let adjacent = run_wrk(&proxy_url, &proxy_script, c, a.duration).rps;
                 let (before, since) = quiet_point(&t).await?;
-                let url = format!("http://127.0.0.1:{}/v1/chat/completions", t.port);
+                let url = chat_url(t.port);
                 let cpu_before = cpu_secs(t.child.id());
                 let others_before = OTHERS.map(|(_, name)| cpu_of(name));
                 let load = run_wrk(&url, &script, c, a.duration);
@@ -899,8 +895,8 @@ async fn main() -> anyhow::Result<()> {
                 // Tollgate's first byte, taken in turns with the floors' (1,000 rounds): a
                 // p99 is one slow moment in a hundred, and this machine has them.
                 let ttfb = if stream && c == 64 {
-                    let direct = format!("http://127.0.0.1:{mock0}/v1/chat/completions");
-                    let proxy = format!("http://127.0.0.1:{proxy0}/v1/chat/completions");
+                    let direct = chat_url(mock0);
+                    let proxy = chat_url(proxy0);
                     let p99 = ttfb_p99(
                         &[
                             ("direct (in turns)", &direct, "bench"),
@@ -944,27 +940,14 @@ async fn main() -> anyhow::Result<()> {
         let t = start_tollgate(&url, None, None, mock50, 1, None).await?;
         // Warm like the other Tollgate runs: without it most of the 10,000 tokens were first
         // seen during the run, and their database loads were what the p99 measured.
-        warm_up(
-            &format!("http://127.0.0.1:{}/v1/chat/completions", t.port),
-            &t.keys,
-        )
-        .await;
+        warm_up(&chat_url(t.port), &t.keys).await;
         let script = wrk_script(scratch.path(), BODY, &t.keys);
         // The proxy floor too: what any relay on this stack reaches at this load.
         let proxy50 = upstream::start_proxy(format!("http://127.0.0.1:{mock50}"), 1)?;
         for (label, target) in [
-            (
-                "direct (mock) 50ms",
-                format!("http://127.0.0.1:{mock50}/v1/chat/completions"),
-            ),
-            (
-                "pass-through proxy 50ms",
-                format!("http://127.0.0.1:{proxy50}/v1/chat/completions"),
-            ),
-            (
-                "tollgate sqlite 50ms",
-                format!("http://127.0.0.1:{}/v1/chat/completions", t.port),
-            ),
+            ("direct (mock) 50ms", chat_url(mock50)),
+            ("pass-through proxy 50ms", chat_url(proxy50)),
+            ("tollgate sqlite 50ms", chat_url(t.port)),
         ] {
             // Each target's first 2 s, then a run of its own: the relays open their 512 upstream
             // connections in the first wave of the first run and pool them for the second (wrk
@@ -1008,11 +991,7 @@ async fn main() -> anyhow::Result<()> {
         // upstream's first answer at the same moment, the phase where a request holds the most,
         // and the peak RSS understated the warm case (docs/benchmarks.md, session 24).
         if !a.cold_streams {
-            warm_up(
-                &format!("http://127.0.0.1:{}/v1/chat/completions", t.port),
-                &t.keys,
-            )
-            .await;
+            warm_up(&chat_url(t.port), &t.keys).await;
         }
         let script = wrk_script(scratch.path(), STREAM_BODY, &t.keys);
         rows.push(open_streams_row(
@@ -1066,24 +1045,23 @@ async fn main() -> anyhow::Result<()> {
 fn open_streams_row(label: &str, pid: u32, port: u16, script: &std::path::Path, n: usize) -> Row_ {
     let idle = rss_kb(pid, "VmRSS:") as f64 / 1024.0;
     let idle_fds = open_fds(pid);
-    let target = format!("http://127.0.0.1:{port}/v1/chat/completions");
+    let target = chat_url(port);
     // About how many streams were open at once: each holds two sockets (the client's and the
     // upstream's); idle pooled upstream connections count too, so it can read a little over `n`.
     // The memory a stream takes is the peak over idle divided by it.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sampler = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut most = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                most = most.max(open_fds(pid));
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            most
-        })
-    };
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let sampler = std::thread::spawn(move || {
+        let mut most = open_fds(pid);
+        // Every 100 ms until the run ends (the sender is dropped).
+        while stopped.recv_timeout(Duration::from_millis(100))
+            == Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        {
+            most = most.max(open_fds(pid));
+        }
+        most
+    });
     let load = run_wrk(&target, script, n, 12);
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(stop);
     let open = sampler.join().unwrap_or(0).saturating_sub(idle_fds) / 2;
     let peak = rss_kb(pid, "VmHWM:") as f64 / 1024.0;
     let per_stream = (peak - idle) * 1024.0 / open.max(1) as f64;
@@ -1105,6 +1083,11 @@ fn open_streams_row(label: &str, pid: u32, port: u16, script: &std::path::Path, 
             "idle RSS {idle:.1} MB; at most {open} streams open at once, {per_stream:.1} KB each"
         ),
     }
+}
+
+/// The chat completions URL of a server on this machine's `port`.
+fn chat_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/v1/chat/completions")
 }
 
 /// How many descriptors a process has open (its sockets, files and the rest).
@@ -1143,7 +1126,7 @@ async fn callgrind_runs(
         Some(&out),
     )
     .await?;
-    let target = format!("http://127.0.0.1:{}/v1/chat/completions", t.port);
+    let target = chat_url(t.port);
     // Under callgrind each run takes minutes, longer than the token and user caches' 60 s
     // time-to-live: with all 10,000 tokens the stream run re-read most of them (11% of its
     // instructions). So these runs use the first 1,000, warmed again just before each run.
