@@ -263,11 +263,12 @@ fn upstream_error(e: &Error, what: &str, code: &str) -> Failure {
 /// system prompt, `include_usage`): `Some((json, system_prompt_reset))`, else `None`.
 fn edited_json(
     meta: &RequestMeta,
+    json: Option<&Value>,
     channel: &Channel,
     mode: RelayMode,
     force_usage: bool,
 ) -> Option<(Value, bool)> {
-    let json = meta.json.as_ref()?;
+    let json = json?;
     let mapped = channel.map_model(&meta.model);
     // A model named only in the path (`/v1/engines/{model}/embeddings`) goes into the body.
     let remap = mapped != meta.model || json.get("model").is_none();
@@ -308,12 +309,13 @@ fn edited_json(
 /// change.
 fn body_for(
     meta: &RequestMeta,
+    json: Option<&Value>,
     raw: &Bytes,
     channel: &Channel,
     mode: RelayMode,
     force_usage: bool,
 ) -> (Bytes, bool) {
-    match edited_json(meta, channel, mode, force_usage) {
+    match edited_json(meta, json, channel, mode, force_usage) {
         None => (raw.clone(), false),
         Some((v, reset)) => (
             Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
@@ -333,10 +335,10 @@ async fn translated_body(
     adaptor: &dyn super::Adaptor,
     ctx: &Ctx<'_>,
 ) -> Result<(Bytes, bool), AppError> {
-    let (mut v, reset) = match edited_json(meta, channel, mode, false) {
+    let (mut v, reset) = match edited_json(meta, ctx.request, channel, mode, false) {
         Some(e) => e,
         None => (
-            meta.json.clone().ok_or_else(|| {
+            ctx.request.cloned().ok_or_else(|| {
                 AppError::bad_request("this endpoint is not supported by the channel")
             })?,
             false,
@@ -685,8 +687,8 @@ pub(crate) async fn run(
     auth: TokenAuth,
     state: AppState,
     mode: RelayMode,
-    raw: Bytes,
-    meta: RequestMeta,
+    mut raw: Bytes,
+    mut meta: RequestMeta,
     path: String,
     front: Front,
 ) -> V1Result<HttpResponse> {
@@ -767,8 +769,16 @@ pub(crate) async fn run(
     let accept = header_text(header::ACCEPT);
     let anthropic_version = header_text(ANTHROPIC_VERSION);
     let anthropic_beta = header_text(ANTHROPIC_BETA);
+    // The parsed body is not held while the upstream answers when the channel needs only the
+    // bytes sent (an OpenAI channel): a long conversation's `Value` is as large as its text, and
+    // the wait for a first token can be seconds. A retry parses `raw` again.
+    let has_json = meta.json.is_some();
+    let mut parsed = meta.json.take();
     let mut attempt = 0;
     loop {
+        if parsed.is_none() && has_json {
+            parsed = serde_json::from_slice(&raw).ok();
+        }
         span.record("channel_id", channel.id);
         crate::metrics::relay_route(
             req,
@@ -781,6 +791,15 @@ pub(crate) async fn run(
             state.cfg.enforce_include_usage || adaptor.supports_include_usage(channel.r#type);
         let mapped = channel.map_model(&meta.model).to_string();
         let native = front.native_for(channel.r#type);
+        let translated = native.is_some() || !adaptor.is_openai();
+        // Adaptors that translate (and the exchanges) read the request again after the answer;
+        // they keep it in `ctx`. For the others it goes before the wait (`json`, dropped below).
+        let keep = translated || super::exchange::applies(channel.r#type);
+        let (kept, json) = if keep {
+            (parsed.take(), None)
+        } else {
+            (None, parsed.take())
+        };
         let ctx = Ctx {
             channel_type: channel.r#type,
             base_url: &channel.base_url,
@@ -796,15 +815,22 @@ pub(crate) async fn run(
             gemini_safety: &state.cfg.gemini_safety_setting,
             anthropic_version: anthropic_version.as_deref(),
             anthropic_beta: anthropic_beta.as_deref(),
-            request: meta.json.as_ref(),
+            request: kept.as_ref(),
             config: Some(&channel.settings).filter(|v| !v.is_null()),
         };
-        let translated = native.is_some() || !adaptor.is_openai();
         let prepared = match native {
             Some(n) => Ok(native_body(&front, n, &channel, &mapped)),
-            None if adaptor.is_openai() => Ok(body_for(&meta, &raw, &channel, mode, force_usage)),
+            None if adaptor.is_openai() => Ok(body_for(
+                &meta,
+                json.as_ref().or(kept.as_ref()),
+                &raw,
+                &channel,
+                mode,
+                force_usage,
+            )),
             None => translated_body(&state, &meta, &channel, mode, adaptor, &ctx).await,
         };
+        drop(json);
         let (body, system_prompt_reset) = match prepared {
             Ok(b) => b,
             Err(e) => {
@@ -836,12 +862,20 @@ pub(crate) async fn run(
         // Providers with their own steps (access tokens, WebSocket, polling): `exchange`. Its
         // future is boxed: inline (a WebSocket handshake among its states) it made every relay
         // request's future, held per open request, 12 KB larger.
+        // While the upstream answers, the request's bytes live only in the request being sent
+        // (freed once written), and in `raw` while a retry may still need it.
+        if attempt >= retries {
+            raw = Bytes::new();
+        }
         let outcome = if super::exchange::applies(channel.r#type) {
-            match Box::pin(super::exchange::prepare(&state, &ctx, &up, &body, rb)).await {
+            let next = Box::pin(super::exchange::prepare(&state, &ctx, &up, &body, rb)).await;
+            drop(body);
+            match next {
                 super::exchange::Next::Send(rb) => send(&state, *rb, &meta, adaptor, mode).await,
                 super::exchange::Next::Done(r) => exchanged(r),
             }
         } else {
+            drop(body);
             send(&state, rb, &meta, adaptor, mode).await
         };
         let billing = |reservation, is_stream| Billing {

@@ -15,6 +15,7 @@ db_test!(
     token_errors_use_one_api_messages,
     quota_refusals_and_no_channel,
     retries_go_to_another_channel_on_5xx_and_429_not_400,
+    each_attempt_sends_its_channel_s_own_body,
     pinning_is_for_admins_only,
     auto_disable_on_invalid_key,
     other_endpoints_are_billed,
@@ -311,6 +312,80 @@ async fn quota_refusals_and_no_channel(backend: Backend) {
     // Nothing was reserved for it.
     settled(&app).await;
     assert_eq!(user_row(&app, exact).await.quota, 26);
+    app.finish().await;
+}
+
+/// The relay lets go of the parsed body while an OpenAI channel answers and parses it again for
+/// a retry: each attempt still gets the whole request with its own channel's edits, whether the
+/// channel before it passed the body on (OpenAI) or translated it (Anthropic).
+async fn each_attempt_sends_its_channel_s_own_body(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    set_option(&app, "RetryTimes", "2").await;
+    let failing = async || {
+        let m = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(500)
+                    .set_body_json(json!({"error":{"message":"boom","type":"server_error"}})),
+            )
+            .mount(&m)
+            .await;
+        m
+    };
+    let (openai_bad, anthropic_bad) = (failing().await, failing().await);
+    let good = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(chat_completion("ok", 10, 10)))
+        .mount(&good)
+        .await;
+    channel_with(&app, &openai_bad.uri(), "gpt-3.5-turbo", |c| {
+        c.priority = 20;
+        c.model_mapping = r#"{"gpt-3.5-turbo":"first-model"}"#.into();
+    })
+    .await;
+    channel_with(&app, &anthropic_bad.uri(), "gpt-3.5-turbo", |c| {
+        c.priority = 10;
+        c.r#type = 14;
+        c.model_mapping = r#"{"gpt-3.5-turbo":"claude-3-haiku-20240307"}"#.into();
+    })
+    .await;
+    channel_with(&app, &good.uri(), "gpt-3.5-turbo", |c| {
+        c.model_mapping = r#"{"gpt-3.5-turbo":"third-model"}"#.into();
+        c.system_prompt = "be brief".into();
+    })
+    .await;
+    let uid = user(&app, 1_000_000, "default", 1).await;
+    let (_, k) = token(&app, uid, None).await;
+    let mut body = chat_body();
+    body["temperature"] = json!(0.5);
+    let res = post(&app, &k, "/v1/chat/completions", &body).await;
+    assert_eq!(res.status(), 200);
+    let sent = async |m: &MockServer| -> Value {
+        let reqs = m.received_requests().await.unwrap();
+        assert_eq!(reqs.len(), 1);
+        serde_json::from_slice(&reqs[0].body).unwrap()
+    };
+    let first = sent(&openai_bad).await;
+    assert_eq!(first["model"], "first-model");
+    assert_eq!(first["messages"], body["messages"]);
+    assert_eq!(first["temperature"], 0.5);
+    // Anthropic's Messages format, from the request parsed again.
+    let second = sent(&anthropic_bad).await;
+    assert_eq!(second["model"], "claude-3-haiku-20240307");
+    assert_eq!(second["messages"][0]["role"], "user");
+    assert_eq!(second["temperature"], 0.5);
+    let third = sent(&good).await;
+    assert_eq!(third["model"], "third-model");
+    assert_eq!(
+        third["messages"][0],
+        json!({"role":"system","content":"be brief"})
+    );
+    assert_eq!(third["messages"][1], body["messages"][0]);
+    assert_eq!(third["temperature"], 0.5);
+    settled(&app).await;
+    assert_eq!(consume_logs(&app, uid).await.len(), 1, "billed once");
     app.finish().await;
 }
 
