@@ -8,7 +8,6 @@
 
 use actix_web::http::header::HeaderName;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use bytes::Bytes;
 use serde_json::Value;
 
 use super::auth::TokenAuth;
@@ -83,7 +82,10 @@ async fn messages_inner(
     }
     let openai =
         anthropic_inbound::from_messages_request(&native).map_err(AppError::bad_request)?;
-    let body = Bytes::from(serde_json::to_vec(&openai).unwrap_or_default());
+    let body = forward::json_body(&openai, raw.len() + 64);
+    // Only `native` (in `Front`) and `body` go on: the rest is not held while the upstream
+    // answers.
+    drop((openai, raw));
     let meta = forward::parse_chat(&req, &body)?;
     forward::run(
         &req,
@@ -187,7 +189,8 @@ async fn gemini_inner(
             )
         }
     };
-    let body = Bytes::from(serde_json::to_vec(&openai).unwrap_or_default());
+    let body = forward::json_body(&openai, raw.len() + 64);
+    drop((openai, raw));
     let meta = forward::parse_request(&req, mode, &body)?;
     forward::run(&req, auth, state, mode, body, meta, path.to_string(), front).await
 }
