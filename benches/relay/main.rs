@@ -41,6 +41,9 @@ struct Args {
     /// `--cold-streams`: the open-streams case without warming the caches first (as until
     /// session 24).
     cold_streams: bool,
+    /// `--prompt-bytes N`: the open-streams case's prompt is N bytes of text instead of "hi"
+    /// (what a request holds while it waits for its first chunk grows with its body).
+    prompt_bytes: usize,
 }
 
 impl Args {
@@ -106,6 +109,7 @@ fn args() -> Args {
         callgrind: false,
         concurrency: None,
         cold_streams: false,
+        prompt_bytes: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -121,6 +125,9 @@ fn args() -> Args {
             "--callgrind" => a.callgrind = true,
             "--concurrency" => a.concurrency = it.next().and_then(|n| n.parse().ok()),
             "--cold-streams" => a.cold_streams = true,
+            "--prompt-bytes" => {
+                a.prompt_bytes = it.next().and_then(|n| n.parse().ok()).unwrap_or(0)
+            }
             "--open-streams" => {
                 a.open_streams = it.next().and_then(|n| n.parse().ok()).unwrap_or(0)
             }
@@ -993,9 +1000,18 @@ async fn main() -> anyhow::Result<()> {
         if !a.cold_streams {
             warm_up(&chat_url(t.port), &t.keys).await;
         }
-        let script = wrk_script(scratch.path(), STREAM_BODY, &t.keys);
+        let body = long_prompt_body(a.prompt_bytes);
+        let script = wrk_script(
+            scratch.path(),
+            body.as_deref().unwrap_or(STREAM_BODY),
+            &t.keys,
+        );
+        let prompt = match a.prompt_bytes {
+            0 => String::new(),
+            n => format!(" ({n}-byte prompts)"),
+        };
         rows.push(open_streams_row(
-            "tollgate sqlite",
+            &format!("tollgate sqlite{prompt}"),
             t.child.id(),
             t.port,
             &script,
@@ -1016,7 +1032,7 @@ async fn main() -> anyhow::Result<()> {
         )?;
         let port: u16 = line.trim().parse()?;
         rows.push(open_streams_row(
-            "pass-through proxy",
+            &format!("pass-through proxy{prompt}"),
             child.id(),
             port,
             &script,
@@ -1083,6 +1099,31 @@ fn open_streams_row(label: &str, pid: u32, port: u16, script: &std::path::Path, 
             "idle RSS {idle:.1} MB; at most {open} streams open at once, {per_stream:.1} KB each"
         ),
     }
+}
+
+/// A streamed chat body whose prompt is `bytes` of words (`None` for 0: the usual "hi").
+fn long_prompt_body(bytes: usize) -> Option<String> {
+    if bytes == 0 {
+        return None;
+    }
+    let words = ["tollgate ", "relays ", "every ", "stream "];
+    let mut text = String::with_capacity(bytes + 16);
+    for w in words.iter().cycle() {
+        if text.len() >= bytes {
+            break;
+        }
+        text.push_str(w);
+    }
+    text.truncate(bytes);
+    Some(
+        serde_json::json!({
+            "model": "gpt-3.5-turbo",
+            "messages": [{"role": "user", "content": text}],
+            "max_tokens": 16,
+            "stream": true,
+        })
+        .to_string(),
+    )
 }
 
 /// The chat completions URL of a server on this machine's `port`.
