@@ -615,7 +615,7 @@ async fn relay(
     state: Data,
     mode: RelayMode,
 ) -> V1Result<HttpResponse> {
-    let state: AppState = state.get_ref().clone();
+    let state: &AppState = state.get_ref();
     let raw = read_body(payload, state.cfg.relay_max_body).await?;
     let meta = parse_request(&req, mode, &raw)?;
     let path = if req.match_info().get("model").is_some() {
@@ -695,7 +695,7 @@ fn parsed_url(url: &str) -> Option<reqwest::Url> {
 pub(crate) async fn run(
     req: &HttpRequest,
     auth: TokenAuth,
-    state: AppState,
+    state: &AppState,
     mode: RelayMode,
     mut raw: Bytes,
     mut meta: RequestMeta,
@@ -708,12 +708,12 @@ pub(crate) async fn run(
     let span = tracing::Span::current();
     span.record("token_id", auth.token.id);
     span.record("model", meta.model.as_str());
-    crate::metrics::relay_route(req, &state, &meta.model, None);
+    crate::metrics::relay_route(req, state, &meta.model, None);
     auth.check_model(&meta.model)?;
     let opts = state.options.load();
     let ratios = state.relay.ratios(&opts);
     let mut tried = HashSet::new();
-    let mut channel = pick_channel(&state, &auth, &meta.model, &tried)?;
+    let mut channel = pick_channel(state, &auth, &meta.model, &tried)?;
     let price_for = |c: &Channel| {
         let m = c.map_model(&meta.model);
         Price {
@@ -791,12 +791,7 @@ pub(crate) async fn run(
             parsed = serde_json::from_slice(&raw).ok();
         }
         span.record("channel_id", channel.id);
-        crate::metrics::relay_route(
-            req,
-            &state,
-            channel.map_model(&meta.model),
-            Some(channel.id),
-        );
+        crate::metrics::relay_route(req, state, channel.map_model(&meta.model), Some(channel.id));
         let adaptor = adaptor_for_model(channel.r#type, channel.map_model(&meta.model));
         let force_usage =
             state.cfg.enforce_include_usage || adaptor.supports_include_usage(channel.r#type);
@@ -840,7 +835,7 @@ pub(crate) async fn run(
                 force_usage,
             )),
             None => {
-                translated_body(&state, &meta, &channel, mode, adaptor, &ctx, raw_len + 64).await
+                translated_body(state, &meta, &channel, mode, adaptor, &ctx, raw_len + 64).await
             }
         };
         drop(json);
@@ -860,7 +855,7 @@ pub(crate) async fn run(
         } else {
             content_type.as_str()
         };
-        let mut rb = upstream_call(&state, adaptor, &ctx, &mut up, &body, body_type);
+        let mut rb = upstream_call(state, adaptor, &ctx, &mut up, &body, body_type);
         match (&accept, meta.stream) {
             (Some(a), _) if !translated => rb = rb.header(reqwest::header::ACCEPT, a.as_str()),
             (_, true) if adaptor.event_stream() => {}
@@ -881,15 +876,15 @@ pub(crate) async fn run(
             raw = Bytes::new();
         }
         let outcome = if super::exchange::applies(channel.r#type) {
-            let next = Box::pin(super::exchange::prepare(&state, &ctx, &up, &body, rb)).await;
+            let next = Box::pin(super::exchange::prepare(state, &ctx, &up, &body, rb)).await;
             drop(body);
             match next {
-                super::exchange::Next::Send(rb) => send(&state, *rb, &meta, adaptor, mode).await,
+                super::exchange::Next::Send(rb) => send(state, *rb, &meta, adaptor, mode).await,
                 super::exchange::Next::Done(r) => exchanged(r),
             }
         } else {
             drop(body);
-            send(&state, rb, &meta, adaptor, mode).await
+            send(state, rb, &meta, adaptor, mode).await
         };
         let billing = |reservation, is_stream| Billing {
             reservation,
@@ -914,7 +909,7 @@ pub(crate) async fn run(
                 content_type,
                 body,
             }) => {
-                record_success(&state, channel.id);
+                record_success(state, channel.id);
                 let mut client_body = body.clone();
                 let mut client_type = content_type;
                 let mut openai: Option<Value> = None;
@@ -1003,7 +998,7 @@ pub(crate) async fn run(
                 return Ok(res.body(client_body));
             }
             Ok(Sent::Stream { first, rest }) => {
-                record_success(&state, channel.id);
+                record_success(state, channel.id);
                 let decoder = if translated {
                     adaptor.stream_translator(&ctx).map(|t| {
                         let d = if adaptor.event_stream() {
@@ -1049,11 +1044,11 @@ pub(crate) async fn run(
             Err(failure) => {
                 tracing::warn!(channel_id = channel.id, attempt, error = %failure.error, "upstream call failed");
                 crate::metrics::upstream_error(channel.id, &failure.error, failure.transport);
-                handle_failure(&state, &channel, &failure, auto_disable).await;
+                handle_failure(state, &channel, &failure, auto_disable).await;
                 tried.insert(channel.id);
                 if failure.retryable && attempt < retries {
                     attempt += 1;
-                    if let Ok(c) = pick_channel(&state, &auth, &meta.model, &tried) {
+                    if let Ok(c) = pick_channel(state, &auth, &meta.model, &tried) {
                         channel = c;
                         price = price_for(&channel);
                         continue;

@@ -70,8 +70,8 @@ async fn messages_inner(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, V1Error> {
     let auth = auth?;
-    let state: AppState = state.get_ref().clone();
-    let raw = forward::read_front_body(&state, payload).await?;
+    let state: &AppState = state.get_ref();
+    let raw = forward::read_front_body(state, payload).await?;
     let native: Value = serde_json::from_slice(&raw)
         .map_err(|e| AppError::bad_request(format!("invalid request body: {e}")))?;
     if !native.is_object() {
@@ -149,8 +149,8 @@ async fn gemini_inner(
         return Err(AppError::NotFound(format!("unknown method: {target}")).into());
     }
     let auth = auth?;
-    let state: AppState = state.get_ref().clone();
-    let raw = forward::read_front_body(&state, payload).await?;
+    let state: &AppState = state.get_ref();
+    let raw = forward::read_front_body(state, payload).await?;
     let native: Value = serde_json::from_slice(&raw)
         .map_err(|e| AppError::bad_request(format!("invalid request body: {e}")))?;
     if !native.is_object() {
