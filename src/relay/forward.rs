@@ -325,13 +325,11 @@ fn body_for(
     channel: &Channel,
     mode: RelayMode,
     force_usage: bool,
+    size_hint: usize,
 ) -> (Bytes, bool) {
     match edited_json(meta, json, channel, mode, force_usage) {
         None => (raw.clone(), false),
-        Some((v, reset)) => {
-            let extra = channel.system_prompt.as_ref().map_or(0, String::len);
-            (json_body(&v, raw.len() + extra + 64), reset)
-        }
+        Some((v, reset)) => (json_body(&v, size_hint), reset),
     }
 }
 
@@ -604,8 +602,7 @@ fn native_body(
         }
         None => false,
     };
-    let extra = channel.system_prompt.as_ref().map_or(0, String::len);
-    (json_body(&v, size_hint + extra), reset)
+    (json_body(&v, size_hint), reset)
 }
 
 async fn relay(
@@ -824,8 +821,10 @@ pub(crate) async fn run(
             request: kept.as_ref(),
             config: Some(&channel.settings).filter(|v| !v.is_null()),
         };
+        // The body sent is about the client's, plus the channel's system prompt.
+        let hint = raw_len + channel.system_prompt.as_ref().map_or(0, String::len) + 64;
         let prepared = match native {
-            Some(n) => Ok(native_body(&front, n, &channel, &mapped, raw_len + 64)),
+            Some(n) => Ok(native_body(&front, n, &channel, &mapped, hint)),
             None if adaptor.is_openai() => Ok(body_for(
                 &meta,
                 json.as_ref().or(kept.as_ref()),
@@ -833,10 +832,9 @@ pub(crate) async fn run(
                 &channel,
                 mode,
                 force_usage,
+                hint,
             )),
-            None => {
-                translated_body(state, &meta, &channel, mode, adaptor, &ctx, raw_len + 64).await
-            }
+            None => translated_body(state, &meta, &channel, mode, adaptor, &ctx, hint).await,
         };
         drop(json);
         let (body, system_prompt_reset) = match prepared {
@@ -867,14 +865,14 @@ pub(crate) async fn run(
         {
             rb = rb.timeout(t);
         }
-        // Providers with their own steps (access tokens, WebSocket, polling): `exchange`. Its
-        // future is boxed: inline (a WebSocket handshake among its states) it made every relay
-        // request's future, held per open request, 12 KB larger.
         // While the upstream answers, the request's bytes live only in the request being sent
         // (freed once written), and in `raw` while a retry may still need it.
         if attempt >= retries {
             raw = Bytes::new();
         }
+        // Providers with their own steps (access tokens, WebSocket, polling): `exchange`. Its
+        // future is boxed: inline (a WebSocket handshake among its states) it made every relay
+        // request's future, held per open request, 12 KB larger.
         let outcome = if super::exchange::applies(channel.r#type) {
             let next = Box::pin(super::exchange::prepare(state, &ctx, &up, &body, rb)).await;
             drop(body);
