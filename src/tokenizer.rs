@@ -30,7 +30,7 @@ static CL100K: LazyLock<Encoding> = LazyLock::new(|| {
 });
 static O200K: LazyLock<Encoding> = LazyLock::new(|| {
     let bpe = tiktoken::o200k_base().expect("tiktoken-rs ships o200k_base");
-    Encoding::from_tiktoken(&bpe, 199_999, tiktoken::O200K_BASE_PAT_STR, O200K_SPECIALS)
+    Encoding::from_tiktoken(&bpe, 199_999, &bpe::o200k_pattern(), O200K_SPECIALS)
 });
 
 /// Inputs above this many bytes are counted on the blocking pool.

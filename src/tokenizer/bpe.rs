@@ -7,21 +7,41 @@
 //! 5 MB for both. The tables are read once from tiktoken-rs's own constructors (so the data and
 //! its version stay the crate's), then its `CoreBPE` is dropped.
 //!
-//! The pre-tokenizer patterns and the merge loops are those of tiktoken (`vendor_tiktoken.rs` in
-//! tiktoken-rs); the tests compare every count with tiktoken-rs.
+//! The merge loops are those of tiktoken (`vendor_tiktoken.rs` in tiktoken-rs), and so are the
+//! pre-tokenizer's pieces: its patterns run on the `regex` crate instead of `fancy-regex` (see
+//! [`CL100K_PATTERN`]); the tests compare every count with tiktoken-rs.
 
 use std::collections::BinaryHeap;
 use std::hash::BuildHasher;
 
-use fancy_regex::Regex;
 use hashbrown::HashTable;
+use regex::Regex;
 use rustc_hash::FxBuildHasher;
 use tiktoken_rs::CoreBPE;
 
 type Rank = u32;
 
-/// tiktoken's pattern for `cl100k_base` (tiktoken-rs has it only inline).
-pub const CL100K_PATTERN: &str = "'(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?+\\p{L}++|\\p{N}{1,3}+| ?[^\\s\\p{L}\\p{N}]++[\\r\\n]*+|\\s++$|\\s*[\\r\\n]|\\s+(?!\\S)|\\s";
+/// tiktoken's pre-tokenizer for `cl100k_base`, for the `regex` crate, whose leftmost-first
+/// matches are those of tiktoken's backtracking `fancy-regex` without its two extensions:
+/// - the possessive quantifiers are greedy here: no later part of their alternative could match
+///   what backtracking would give back (a letter after a non-letter, the end after a space), so
+///   the matches are the same;
+/// - the lookahead alternatives, `\s+(?!\S)|\s` here and `\s+(?!\S)|\s+` in `o200k_base`, are
+///   `\s+`, and [`give_back`] hands the run's last character to the next piece as the lookahead
+///   would.
+///
+/// `fancy-regex` ran its backtracking engine over the whole pattern (2.8% of a relayed request's
+/// instructions to count "hi"), and gave up on some long inputs.
+pub const CL100K_PATTERN: &str = r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s+$|\s*[\r\n]|\s+";
+
+/// tiktoken's pre-tokenizer for `o200k_base` (tiktoken-rs's `O200K_BASE_PAT_STR`), for the
+/// `regex` crate as [`CL100K_PATTERN`] says. Its other quantifiers are greedy already.
+pub fn o200k_pattern() -> String {
+    let common = tiktoken_rs::O200K_BASE_PAT_STR
+        .strip_suffix(r"|\s+(?!\S)|\s+")
+        .expect("o200k_base's pattern ends with its lookahead alternatives");
+    format!(r"{common}|\s+")
+}
 
 /// One encoding: ranks of ordinary tokens, the pre-tokenizer and the special tokens.
 pub struct Encoding {
@@ -108,20 +128,14 @@ impl Encoding {
     }
 
     fn count_ordinary(&self, text: &str) -> usize {
-        let (mut n, mut done) = (0, 0);
-        for found in self.pattern.find_iter(text) {
-            match found {
-                Ok(m) => {
-                    n += self.piece_count(m.as_str().as_bytes());
-                    done = m.end();
-                }
-                Err(e) => {
-                    // fancy-regex gave up (its backtrack limit): merge the rest as one piece,
-                    // which counts close to what the pre-tokenizer would, instead of failing.
-                    tracing::debug!(error = %e, "tokenizer pattern gave up; merging the rest");
-                    return n + self.merge_count(&text.as_bytes()[done..]);
-                }
-            }
+        let (mut n, mut at) = (0, 0);
+        while let Some(m) = self.pattern.find_at(text, at) {
+            let end = match give_back(m.as_str()) {
+                Some(kept) if m.end() < text.len() => m.start() + kept,
+                _ => m.end(),
+            };
+            n += self.piece_count(&text.as_bytes()[m.start()..end]);
+            at = end;
         }
         n
     }
@@ -276,6 +290,16 @@ impl Encoding {
     }
 }
 
+/// tiktoken's `\s+(?!\S)` for a piece matched by the patterns' last alternative, `\s+`: a run
+/// of two or more spaces (a line break would have matched an earlier alternative) that more
+/// text follows keeps all but its last character, which starts the next piece. Returns the
+/// length kept, or `None` for any other piece.
+fn give_back(piece: &str) -> Option<usize> {
+    let (last, c) = piece.char_indices().next_back()?;
+    let spaces = last > 0 && !matches!(c, '\r' | '\n') && piece.chars().all(char::is_whitespace);
+    spaces.then_some(last)
+}
+
 fn hash(bytes: &[u8]) -> u64 {
     FxBuildHasher.hash_one(bytes)
 }
@@ -317,8 +341,40 @@ mod tests {
         }
     }
 
+    /// Runs of spaces before more text: where tiktoken's lookahead gives the last space to the
+    /// next piece ([`super::give_back`]), and where it does not.
+    #[test]
+    fn counts_spaces_as_tiktoken_s_lookahead() {
+        for text in [
+            "a  b",
+            "a   1",
+            "1  2",
+            "  hello",
+            "a \t !",
+            "end   ",
+            "x\u{3000}\u{3000}y",
+            "\u{a0}\u{a0}z",
+            " \n  x",
+            "a\r\n  b",
+            "a \u{2003}\t\u{a0}'s",
+            "word  \u{301}mark",
+            " ",
+            "  ",
+            "\t\tx",
+        ] {
+            same_as_tiktoken(text);
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn counts_as_tiktoken_around_spaces(
+            text in "([a-zA-Z]{1,5}|[0-9]{1,4}|[ \t\u{a0}\u{2003}\u{3000}]{1,4}|[\r\n]{1,2}|[.!/'\u{301}]|'s|'LL){0,40}",
+        ) {
+            same_as_tiktoken(&text);
+        }
+
         #[test]
         fn counts_as_tiktoken_on_any_text(text in any::<String>()) {
             same_as_tiktoken(&text);
