@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use rand::RngExt;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::store::{Db, abilities, channels};
 
@@ -90,19 +91,22 @@ fn config_field(config: &str, key: &str) -> Option<String> {
 #[derive(Debug, Default)]
 pub struct RoutingTable {
     /// Every channel, enabled or not (pinning must tell "disabled" from "unknown").
-    pub channels: HashMap<i64, Arc<Channel>>,
-    /// group -> model -> candidate channel ids sorted by priority, highest first.
-    routes: HashMap<String, HashMap<String, Vec<Arc<Channel>>>>,
+    pub channels: FxHashMap<i64, Arc<Channel>>,
+    /// group -> model -> candidate channel ids sorted by priority, highest first. Fx-hashed,
+    /// as the maps below: every request looks its group and model up, and only the operator's
+    /// channels put keys in.
+    routes: FxHashMap<String, FxHashMap<String, Vec<Arc<Channel>>>>,
     /// Every routed model and every model-mapping target (see [`RoutingTable::knows_model`]).
-    models: HashSet<String>,
+    models: FxHashSet<String>,
 }
 
 impl RoutingTable {
     /// Builds the table from channel and ability rows.
     pub fn build(rows: &[channels::Channel], abilities: &[abilities::Ability]) -> Self {
-        let channels: HashMap<i64, Arc<Channel>> =
+        let channels: FxHashMap<i64, Arc<Channel>> =
             rows.iter().map(|c| (c.id, Arc::new(from_row(c)))).collect();
-        let mut routes: HashMap<String, HashMap<String, Vec<Arc<Channel>>>> = HashMap::new();
+        let mut routes: FxHashMap<String, FxHashMap<String, Vec<Arc<Channel>>>> =
+            FxHashMap::default();
         for a in abilities.iter().filter(|a| a.enabled) {
             let Some(c) = channels.get(&a.channel_id) else {
                 continue;
