@@ -30,8 +30,9 @@ type Rank = u32;
 ///   `\s+`, and [`give_back`] hands the run's last character to the next piece as the lookahead
 ///   would.
 ///
-/// `fancy-regex` ran its backtracking engine over the whole pattern (2.8% of a relayed request's
-/// instructions to count "hi"), and gave up on some long inputs.
+/// `fancy-regex` ran its backtracking engine over the whole pattern (about 3% of a relayed
+/// request's instructions to count "hi", and 2-3.5 times the time of this on long prompts;
+/// docs/benchmarks.md, "Prompt token counting"), and gave up on some long inputs.
 pub const CL100K_PATTERN: &str = r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s+$|\s*[\r\n]|\s+";
 
 /// tiktoken's pre-tokenizer for `o200k_base` (tiktoken-rs's `O200K_BASE_PAT_STR`), for the
