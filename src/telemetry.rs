@@ -259,7 +259,45 @@ struct PlainVisitor<'w> {
     result: std::fmt::Result,
 }
 
+impl PlainVisitor<'_> {
+    /// `name=digits`, as `record_debug` writes an integer, without `fmt` (the access line has
+    /// two: the status and the latency).
+    fn record_digits(&mut self, field: &tracing::field::Field, minus: bool, v: u64) {
+        if self.result.is_err() {
+            return;
+        }
+        let pad = if std::mem::take(&mut self.first) {
+            ""
+        } else {
+            " "
+        };
+        let name = field.name();
+        let w = &mut self.writer;
+        self.result = w
+            .write_str(pad)
+            .and_then(|()| w.write_str(name.strip_prefix("r#").unwrap_or(name)))
+            .and_then(|()| w.write_str(if minus { "=-" } else { "=" }))
+            .and_then(|()| push_padded(w, v, 1));
+    }
+}
+
 impl tracing::field::Visit for PlainVisitor<'_> {
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        if field.name() == "message" {
+            self.record_debug(field, &value)
+        } else {
+            self.record_digits(field, false, value)
+        }
+    }
+
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        if field.name() == "message" {
+            self.record_debug(field, &value)
+        } else {
+            self.record_digits(field, value < 0, value.unsigned_abs())
+        }
+    }
+
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
         if field.name() == "message" {
             self.record_debug(field, &format_args!("{value}"))
@@ -451,7 +489,15 @@ mod tests {
             span.in_scope(|| {
                 tracing::info!(method = %"POST", path = %"/v1/chat", status = 200u16, "request");
                 tracing::warn!(r#type = 2, error = %"no \x1b[31m", "bad \x1b[2J\u{9b} text {}", 7);
-                tracing::info!(ok = true, ratio = 1.5, "");
+                tracing::info!(
+                    ok = true,
+                    ratio = 1.5,
+                    n = -42i64,
+                    m = i64::MIN,
+                    big = u64::MAX,
+                    zero = 0u64,
+                    ""
+                );
             });
         });
         String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
