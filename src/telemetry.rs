@@ -260,17 +260,22 @@ struct PlainVisitor<'w> {
 }
 
 impl PlainVisitor<'_> {
+    /// What goes before the next field: nothing before the first.
+    fn separator(&mut self) -> &'static str {
+        if std::mem::take(&mut self.first) {
+            ""
+        } else {
+            " "
+        }
+    }
+
     /// `name=digits`, as `record_debug` writes an integer, without `fmt` (the access line has
     /// two: the status and the latency).
     fn record_digits(&mut self, field: &tracing::field::Field, minus: bool, v: u64) {
         if self.result.is_err() {
             return;
         }
-        let pad = if std::mem::take(&mut self.first) {
-            ""
-        } else {
-            " "
-        };
+        let pad = self.separator();
         let name = field.name();
         let w = &mut self.writer;
         self.result = w
@@ -311,12 +316,8 @@ impl tracing::field::Visit for PlainVisitor<'_> {
         if self.result.is_err() {
             return;
         }
+        let pad = self.separator();
         let w = &mut self.writer;
-        let pad = if std::mem::take(&mut self.first) {
-            ""
-        } else {
-            " "
-        };
         self.result = match field.name() {
             // Control characters escaped, as tracing-subscriber does: a message may carry text
             // from a request, which must not drive the terminal that shows the log.

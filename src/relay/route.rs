@@ -92,9 +92,9 @@ fn config_field(config: &str, key: &str) -> Option<String> {
 pub struct RoutingTable {
     /// Every channel, enabled or not (pinning must tell "disabled" from "unknown").
     pub channels: FxHashMap<i64, Arc<Channel>>,
-    /// group -> model -> candidate channel ids sorted by priority, highest first. Fx-hashed,
-    /// as the maps below: every request looks its group and model up, and only the operator's
-    /// channels put keys in.
+    /// group -> model -> candidate channel ids sorted by priority, highest first. Fx-hashed, as
+    /// `channels` and `models` are: every request looks its group and model up, and only the
+    /// operator's channels put keys in.
     routes: FxHashMap<String, FxHashMap<String, Vec<Arc<Channel>>>>,
     /// Every routed model and every model-mapping target (see [`RoutingTable::knows_model`]).
     models: FxHashSet<String>,
