@@ -70,16 +70,21 @@ pub fn new_request_id() -> RequestId {
 }
 
 /// Appends `v` in decimal, zero-padded to at least `width` digits.
-fn push_padded(out: &mut impl std::fmt::Write, mut v: u64, width: usize) -> std::fmt::Result {
+fn push_padded(out: &mut impl std::fmt::Write, v: u64, width: usize) -> std::fmt::Result {
     let mut digits = [b'0'; 20];
-    let mut n = digits.len();
-    while v > 0 || digits.len() - n < width {
-        n -= 1;
-        digits[n] = b'0' + (v % 10) as u8;
+    let len = (v.checked_ilog10().unwrap_or(0) as usize + 1).max(width);
+    let start = digits.len() - len;
+    put_digits(&mut digits[start..], v);
+    // Only ASCII digits were written.
+    out.write_str(std::str::from_utf8(&digits[start..]).unwrap_or_default())
+}
+
+/// Fills `buf` with the last `buf.len()` decimal digits of `v`, zero-padded.
+fn put_digits(buf: &mut [u8], mut v: u64) {
+    for b in buf.iter_mut().rev() {
+        *b = b'0' + (v % 10) as u8;
         v /= 10;
     }
-    // Only ASCII digits were written.
-    out.write_str(std::str::from_utf8(&digits[n..]).unwrap_or_default())
 }
 
 /// Converts unix seconds to a UTC civil date and time (Howard Hinnant's algorithm).
@@ -134,11 +139,7 @@ fn write_utc(out: &mut impl std::fmt::Write, secs: i64, micros: u32) -> std::fmt
         (17, 2, s.into()),
         (20, 6, micros.min(999_999).into()),
     ] {
-        let mut v: u64 = v;
-        for b in buf[at..at + width].iter_mut().rev() {
-            *b = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
+        put_digits(&mut buf[at..at + width], v);
     }
     // Only ASCII was written.
     out.write_str(std::str::from_utf8(&buf).unwrap_or_default())
@@ -269,20 +270,28 @@ impl PlainVisitor<'_> {
         }
     }
 
+    /// Writes the separator and `name=` of a field other than the message: pieces written as
+    /// they are, only a value goes through `fmt`.
+    fn name(&mut self, field: &tracing::field::Field) -> std::fmt::Result {
+        let pad = self.separator();
+        let name = field.name();
+        let w = &mut self.writer;
+        w.write_str(pad)
+            .and_then(|()| w.write_str(name.strip_prefix("r#").unwrap_or(name)))
+            .and_then(|()| w.write_str("="))
+    }
+
     /// `name=digits`, as `record_debug` writes an integer, without `fmt` (the access line has
     /// two: the status and the latency).
     fn record_digits(&mut self, field: &tracing::field::Field, minus: bool, v: u64) {
         if self.result.is_err() {
             return;
         }
-        let pad = self.separator();
-        let name = field.name();
-        let w = &mut self.writer;
-        self.result = w
-            .write_str(pad)
-            .and_then(|()| w.write_str(name.strip_prefix("r#").unwrap_or(name)))
-            .and_then(|()| w.write_str(if minus { "=-" } else { "=" }))
-            .and_then(|()| push_padded(w, v, 1));
+        self.result = self.name(field).and_then(|()| {
+            let w = &mut self.writer;
+            w.write_str(if minus { "-" } else { "" })
+                .and_then(|()| push_padded(w, v, 1))
+        });
     }
 }
 
@@ -316,22 +325,16 @@ impl tracing::field::Visit for PlainVisitor<'_> {
         if self.result.is_err() {
             return;
         }
-        let pad = self.separator();
-        let w = &mut self.writer;
-        self.result = match field.name() {
+        self.result = if field.name() == "message" {
             // Control characters escaped, as tracing-subscriber does: a message may carry text
             // from a request, which must not drive the terminal that shows the log.
-            "message" => w
-                .write_str(pad)
-                .and_then(|()| write!(Escaped(w), "{value:?}")),
-            name => {
-                let name = name.strip_prefix("r#").unwrap_or(name);
-                // Pieces written as they are: only the value goes through `fmt`.
-                w.write_str(pad)
-                    .and_then(|()| w.write_str(name))
-                    .and_then(|()| w.write_char('='))
-                    .and_then(|()| write!(w, "{value:?}"))
-            }
+            let pad = self.separator();
+            let w = &mut self.writer;
+            w.write_str(pad)
+                .and_then(|()| write!(Escaped(w), "{value:?}"))
+        } else {
+            self.name(field)
+                .and_then(|()| write!(self.writer, "{value:?}"))
         };
     }
 }
